@@ -1,0 +1,5 @@
+"""`python -m tunewright` runs the CLI."""
+
+from tunewright.cli import main
+
+main()

@@ -1,0 +1,202 @@
+"""The typed config that drives one run: task card, data, model, method, training and eval.
+
+Loaded from YAML, overridden with `--set section.key=value`, validated strictly (unknown keys are
+errors) and saved resolved next to the artifacts it produced. Never imports torch.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tunewright.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RubricCriterion(Section):
+    """One rubric check, written as data. Set exactly one of the check fields."""
+
+    name: str = Field(description="Short name shown in reports, e.g. 'one_question'.")
+    required_pattern: str | None = Field(None, description="Regex the reply must match (re.search).")
+    forbidden_pattern: str | None = Field(None, description="Regex the reply must not match.")
+    max_chars: int | None = Field(None, gt=0, description="Maximum reply length in characters.")
+    max_questions: int | None = Field(None, ge=0, description="Maximum number of '?' in the reply.")
+    min_questions: int | None = Field(None, ge=0, description="Minimum number of '?' in the reply.")
+
+    @model_validator(mode="after")
+    def _exactly_one_check(self) -> RubricCriterion:
+        checks = [self.required_pattern, self.forbidden_pattern, self.max_chars, self.max_questions,
+                  self.min_questions]
+        if sum(check is not None for check in checks) != 1:
+            raise ValueError(f"rubric criterion '{self.name}' must set exactly one check field")
+        for pattern in (self.required_pattern, self.forbidden_pattern):
+            if pattern is not None:
+                _compile(pattern)
+        return self
+
+
+class TaskConfig(Section):
+    """The task card: what the specialist does and how its answers are judged."""
+
+    name: str = Field(description="Task name, used in run names and reports.")
+    description: str = Field("", description="One or two sentences on what the task is.")
+    system_prompt: str = Field(description="System prompt used in training, baselines, eval and serving.")
+    labels: list[str] = Field(default_factory=list, description="The label set; empty for free-form tasks.")
+    label_regex: str | None = Field(
+        None, description="Regex with a named group 'label' that extracts the label from an output."
+    )
+    rubric: list[RubricCriterion] = Field(default_factory=list, description="Rubric criteria for replies.")
+
+    @field_validator("label_regex")
+    @classmethod
+    def _has_label_group(cls, pattern: str | None) -> str | None:
+        if pattern is not None and "label" not in _compile(pattern).groupindex:
+            raise ValueError("label_regex needs a named group (?P<label>...)")
+        return pattern
+
+    @model_validator(mode="after")
+    def _labels_need_regex(self) -> TaskConfig:
+        if self.labels and self.label_regex is None:
+            raise ValueError("task.labels is set, so task.label_regex is needed to find labels in outputs")
+        return self
+
+
+class SplitConfig(Section):
+    train: float = Field(0.8, gt=0, lt=1, description="Fraction of rows for training.")
+    val: float = Field(0.1, gt=0, lt=1, description="Fraction for validation (early stopping).")
+    test: float = Field(0.1, gt=0, lt=1, description="Fraction for the held-out test split.")
+    seed: int = Field(42, description="Seed mixed into each row's content hash to assign its split.")
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitConfig:
+        if abs(self.train + self.val + self.test - 1.0) > 1e-6:
+            raise ValueError("data.split fractions must sum to 1")
+        return self
+
+
+class DataConfig(Section):
+    path: Path = Field(description="Dataset file (JSONL), relative to the config file.")
+    split: SplitConfig = Field(default_factory=SplitConfig, description="How rows are split.")
+
+
+class ModelConfig(Section):
+    base: str = Field(
+        "smollm2-135m-instruct",
+        description="'smollm2-135m-instruct' (the packaged default) or a local Hugging Face model directory.",
+    )
+
+
+class MethodConfig(Section):
+    name: Literal["lora"] = Field("lora", description="Fine-tuning method.")
+    r: int = Field(16, gt=0, description="LoRA rank.")
+    alpha: int = Field(32, gt=0, description="LoRA alpha (scaling = alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA path.")
+    target_modules: str | list[str] = Field(
+        "all-linear", description="Modules to adapt: 'all-linear' or a list of module names."
+    )
+
+
+class TrainingConfig(Section):
+    epochs: float = Field(2.0, gt=0, description="Passes over the training split.")
+    max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps.")
+    learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate.")
+    batch_size: int = Field(8, gt=0, description="Examples per optimizer step (per process).")
+    max_seq_len: int = Field(512, gt=8, description="Longest tokenized example; longer ones are cut.")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming up.")
+    scheduler: Literal["linear", "cosine", "constant_with_warmup"] = Field(
+        "cosine", description="Learning-rate schedule after warmup."
+    )
+    eval_every: int = Field(10, gt=0, description="Compute validation loss every N steps.")
+    early_stopping_patience: int = Field(
+        3, gt=0, description="Stop after this many evaluations without a better validation loss."
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="'auto' picks bf16 where the hardware has fast bf16, else fp32."
+    )
+    seed: int = Field(42, description="Seed for weights init, data order and dropout.")
+
+
+class GateConfig(Section):
+    metric: Literal["label_accuracy", "macro_f1", "rubric_pass_rate"] = Field(
+        "label_accuracy", description="Metric the fine-tuned model must win on."
+    )
+    beat_by: float = Field(0.05, description="Required margin over the best prompting baseline.")
+    max_rubric_regression: float = Field(
+        0.02, ge=0, description="Largest allowed drop in rubric pass rate against the best baseline."
+    )
+
+
+class EvalConfig(Section):
+    max_new_tokens: int = Field(96, gt=0, description="Token budget per generated reply.")
+    batch_size: int = Field(16, gt=0, description="Prompts generated together.")
+    few_shot_k: int = Field(3, ge=1, description="Training examples shown to the few-shot baseline.")
+    max_test_rows: int | None = Field(None, gt=0, description="Evaluate on at most this many test rows.")
+    gate: GateConfig = Field(default_factory=GateConfig, description="The go / no-go rule.")
+
+
+class Config(Section):
+    task: TaskConfig = Field(description="The task card.")
+    data: DataConfig = Field(description="Where the examples are and how they are split.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The base model.")
+    method: MethodConfig = Field(default_factory=MethodConfig, description="The fine-tuning method.")
+    training: TrainingConfig = Field(default_factory=TrainingConfig, description="Training settings.")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation settings.")
+
+
+def load_config(path: Path, overrides: list[str] | None = None) -> Config:
+    """Read YAML, apply `section.key=value` overrides, validate; data paths become absolute."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (task, data, ...)")
+    for override in overrides or []:
+        apply_override(raw, override)
+    data = raw.get("data")
+    if isinstance(data, dict) and "path" in data:
+        data["path"] = str((path.parent / str(data["path"])).resolve())
+    return validate_config(raw, source=str(path))
+
+
+def validate_config(raw: dict[str, Any], source: str) -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{source}: {where}: {first['msg']}") from None
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Apply one `section.key=value` override; the value is parsed as YAML (numbers, lists, ...)."""
+    dotted, sep, value = override.partition("=")
+    if not sep or not dotted:
+        raise ConfigError(f"--set {override!r}: expected section.key=value, e.g. training.epochs=1")
+    *parents, leaf = dotted.split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {override!r}: '{part}' is not a section")
+    node[leaf] = yaml.safe_load(value)
+
+
+def dump_config(config: Config) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regex {pattern!r}: {exc}") from None

@@ -1,0 +1,1 @@
+"""Read, check and split datasets into `Example` records."""

@@ -1,0 +1,22 @@
+"""LoRA: low-rank adapters on the chosen linear layers (all of them by default); base frozen."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from peft import LoraConfig, get_peft_model
+
+if TYPE_CHECKING:
+    from tunewright.config import MethodConfig
+    from tunewright.modeling import CausalLM
+
+
+def prepare(model: CausalLM, config: MethodConfig) -> CausalLM:
+    peft_config = LoraConfig(
+        r=config.r,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        target_modules=config.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, peft_config)

@@ -1,0 +1,127 @@
+"""The whole loop for one config: check data, split, prompting baselines, train, evaluate the
+adapter, decide, report. Each stage reads and writes files in the run directory."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tunewright.config import Config, dump_config
+from tunewright.data.check import CheckReport, check_dataset
+from tunewright.data.split import build_splits
+from tunewright.errors import DataError
+from tunewright.modeling import load_tokenizer, resolve_base_model
+from tunewright.runs import RunPaths, read_json, write_json, write_jsonl, write_text
+
+Announce = Callable[[str], None]
+
+
+def prepare_run(config: Config, run: RunPaths, announce: Announce) -> CheckReport:
+    """Save the resolved config, check the data (errors stop here) and write the splits."""
+    write_text(run.config, dump_config(config))
+    announce(f"checking {config.data.path}")
+    tokenizer = load_tokenizer(resolve_base_model(config.model.base))
+    report = check_dataset(config.data.path, config.task, tokenizer, config.training.max_seq_len)
+    write_json(run.data_report, report.to_json())
+    if report.errors:
+        first = report.errors[0].line()
+        raise DataError(f"{len(report.errors)} data error(s), first: {first} "
+                        f"(run `tunewright data check {config.data.path}` for all)")
+    splits = build_splits(report.examples, config.data.split)
+    for name, rows in splits.by_name().items():
+        if not rows:
+            raise DataError(f"{config.data.path}: the {name} split is empty; add examples")
+        write_jsonl(run.split_file(name), [example.to_json() for example in rows])
+    write_json(run.split_manifest, splits.manifest(config.data.split.seed, config.data.split))
+    announce(f"{len(report.examples)} examples: train {len(splits.train)}, val {len(splits.val)}, "
+             f"test {len(splits.test)}; {len(report.warnings)} warning(s)")
+    return report
+
+
+def run_pipeline(config: Config, run: RunPaths, announce: Announce, show_progress: bool = True) -> dict[str, Any]:
+    """check -> split -> baselines -> train -> evaluate -> decide -> report; returns the summary."""
+    from tunewright.evaluate import evaluate_baselines
+    from tunewright.train import train_run
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    with _timed(timings, "data"):
+        prepare_run(config, run, announce)
+    announce("prompting baselines on the test split (base model, zero-shot and few-shot)")
+    with _timed(timings, "baselines"):
+        evaluate_baselines(config, run, show_progress)
+    announce(f"training: {config.method.name} on {config.model.base}")
+    with _timed(timings, "training"):
+        train_run(config, run, show_progress)
+    return finish_run(config, run, announce, show_progress, timings, started)
+
+
+def finish_run(config: Config, run: RunPaths, announce: Announce, show_progress: bool,
+               timings: dict[str, float], started: float) -> dict[str, Any]:
+    """Evaluate the saved adapter against the baselines, decide, write the reports and summary."""
+    from tunewright.evaluate import evaluate_baselines, evaluate_finetuned, score_run
+    from tunewright.report import write_reports
+
+    if not run.predictions("zero_shot").exists():
+        with _timed(timings, "baselines"):
+            evaluate_baselines(config, run, show_progress)
+    announce("evaluating the fine-tuned adapter on the test split")
+    with _timed(timings, "evaluation"):
+        evaluate_finetuned(config, run, show_progress)
+        result = score_run(config, run)
+    summary = build_summary(config, run, result.to_json(), timings, time.perf_counter() - started)
+    with _timed(timings, "report"):
+        write_reports(run, summary)
+    summary["timings"] = {**timings, "total_seconds": time.perf_counter() - started}
+    write_json(run.summary, summary)
+    return summary
+
+
+def build_summary(config: Config, run: RunPaths, evaluation: dict[str, Any], timings: dict[str, float],
+                  total_seconds: float) -> dict[str, Any]:
+    manifest = read_json(run.split_manifest)
+    training = read_json(run.training_result)
+    return {
+        "decision": evaluation["decision"],
+        "decision_reasons": evaluation["decision_reasons"],
+        "task": config.task.name,
+        "base_model": config.model.base,
+        "method": config.method.name,
+        "data": {name: split["rows"] for name, split in manifest["splits"].items()},
+        "training": training,
+        "eval": {
+            "test_rows": evaluation["test_rows"],
+            "best_baseline": evaluation["best_baseline"],
+            "gate": config.eval.gate.model_dump(),
+            "candidates": evaluation["candidates"],
+        },
+        "artifacts": {
+            "adapter": _relative(run.adapter, run.root),
+            "report_html": _relative(run.report_html, run.root),
+            "report_md": _relative(run.report_md, run.root),
+            "metrics": _relative(run.metrics, run.root),
+            "loss_curve": _relative(run.loss_plot, run.root),
+            "config": _relative(run.config, run.root),
+        },
+        "timings": {**timings, "total_seconds": total_seconds},
+    }
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root))
+
+
+class _timed:
+    """Adds the block's wall time to `timings[name]`."""
+
+    def __init__(self, timings: dict[str, float], name: str) -> None:
+        self.timings, self.name = timings, name
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.timings[self.name] = self.timings.get(self.name, 0.0) + time.perf_counter() - self.started
+

@@ -1,0 +1,89 @@
+"""The record types every stage shares: an example as chat messages with its id, label and origin.
+
+Data readers produce them, training and evaluation consume them, feedback export writes them.
+Never imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant"]
+ROLES: tuple[Role, ...] = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training / evaluation example. `messages` ends with the reference assistant turn."""
+
+    id: str
+    messages: tuple[Message, ...]
+    label: str | None = None
+    group: str | None = None
+    source: str = ""  # "file:line" where the example was read
+
+    @property
+    def prompt(self) -> tuple[Message, ...]:
+        """Every turn before the final assistant answer."""
+        return self.messages[:-1]
+
+    @property
+    def reference(self) -> str:
+        """The final assistant answer."""
+        return self.messages[-1].content
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "messages": [asdict(message) for message in self.messages],
+            "label": self.label,
+            "group": self.group,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Example:
+        return cls(
+            id=row["id"],
+            messages=tuple(Message(m["role"], m["content"]) for m in row["messages"]),
+            label=row.get("label"),
+            group=row.get("group"),
+            source=row.get("source", ""),
+        )
+
+
+def content_hash(messages: tuple[Message, ...]) -> str:
+    """A stable hash of an example's content: the same conversation always gets the same id."""
+    payload = json.dumps([[m.role, m.content] for m in messages], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Prediction:
+    """One generated answer for one test example, by one candidate."""
+
+    example_id: str
+    candidate: str
+    output: str
+    reference: str
+    label: str | None
+    predicted_label: str | None
+    rubric: dict[str, bool] = field(default_factory=dict)
+
+
+def extract_label(output: str, label_regex: str | None) -> str | None:
+    """The label a task's regex finds in an output, stripped; None when there is none."""
+    if label_regex is None:
+        return None
+    match = re.search(label_regex, output.strip())
+    return match.group("label").strip() if match else None

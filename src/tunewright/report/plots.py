@@ -1,0 +1,53 @@
+"""The loss curve: train loss per logged step, validation loss per evaluation, the kept best step
+marked; drawn to PNG bytes and written atomically."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def loss_curve_png(metrics: list[dict[str, Any]], best_step: int | None) -> bytes:
+    """PNG bytes of the loss curve for metrics.jsonl rows."""
+    # Imported here so `import tunewright.report` stays light; the Agg canvas needs no display.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    train = [row for row in metrics if row["train_loss"] is not None]
+    val = [row for row in metrics if row["val_loss"] is not None]
+    figure = Figure(figsize=(7.5, 3.8), dpi=110)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    if train:
+        axes.plot([row["step"] for row in train], [row["train_loss"] for row in train],
+                  color="#4c78a8", linewidth=1.4, label="train loss")
+    if val:
+        axes.plot([row["step"] for row in val], [row["val_loss"] for row in val],
+                  color="#e45756", marker="o", markersize=4, linewidth=1.4, label="validation loss")
+    if best_step is not None:
+        axes.axvline(best_step, color="#54a24b", linestyle="--", linewidth=1.2, label="best (kept)")
+    axes.set_xlabel("training step")
+    axes.set_ylabel("loss")
+    axes.set_title("Loss during training")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def write_bytes(path: Path, payload: bytes) -> None:
+    """Write a binary file atomically: a temp file in the same directory, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

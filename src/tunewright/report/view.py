@@ -1,0 +1,156 @@
+"""What a report says, built once from the run summary as typed, formatted text, so the Markdown and
+HTML reports lay out the same content and differ only in markup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Mirrors evaluate.gate.FINETUNED; importing evaluate would pull torch into `import tunewright.report`.
+FINETUNED = "finetuned"
+MISSING = "—"
+METRIC_COLUMNS = (
+    ("label_accuracy", "label accuracy"),
+    ("macro_f1", "macro-F1"),
+    ("rubric_pass_rate", "rubric pass rate"),
+    ("no_label_rate", "no-label rate"),
+)
+VERDICTS = {
+    "go": "The fine-tuned model clears the quality gate against the best prompting baseline.",
+    "no-go": "The fine-tuned model does not clear the quality gate against the best prompting baseline.",
+}
+CANDIDATE_NOTES = {
+    "finetuned": "the base model with the trained adapter, given the task prompt",
+    "zero_shot": "the base model, given the task prompt only",
+    "few_shot": "the base model, given the task prompt and a few training examples",
+}
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One test row side by side: the input, the reference and both candidates' answers."""
+
+    example_id: str
+    change: str  # "improved" | "regressed" | "" when both were right or both wrong
+    input: str
+    reference: str
+    baseline_output: str
+    finetuned_output: str
+    labels: str  # e.g. "label positive · few_shot said negative · finetuned said positive"; "" if unlabelled
+
+
+@dataclass(frozen=True)
+class ReportView:
+    decision: str  # "go" | "no-go"
+    verdict: str
+    reasons: list[str]
+    facts: list[str]  # the one-line context, item by item
+    alerts: list[str]
+    gate: str
+    best_baseline: str
+    candidate_notes: list[str]
+    metrics: Table
+    rubric: Table | None  # None when the task has no rubric
+    plot_name: str
+    comparison_summary: str
+    comparisons: list[Comparison]
+
+
+def build_view(summary: dict[str, Any], plot_name: str, comparisons: list[Comparison],
+               comparison_summary: str) -> ReportView:
+    evaluation = summary["eval"]
+    candidates: dict[str, dict[str, Any]] = evaluation["candidates"]
+    order = candidate_order(candidates)
+    return ReportView(
+        decision=summary["decision"],
+        verdict=VERDICTS[summary["decision"]],
+        reasons=list(summary["decision_reasons"]),
+        facts=context_facts(summary),
+        alerts=training_alerts(summary["training"]),
+        gate=gate_line(evaluation["gate"], evaluation["best_baseline"]),
+        best_baseline=evaluation["best_baseline"],
+        candidate_notes=[f"{name}: {CANDIDATE_NOTES[name]}" for name in order if name in CANDIDATE_NOTES],
+        metrics=metrics_table(candidates, order, evaluation["best_baseline"]),
+        rubric=rubric_table(candidates, order),
+        plot_name=plot_name,
+        comparison_summary=comparison_summary,
+        comparisons=comparisons,
+    )
+
+
+def candidate_order(candidates: dict[str, Any]) -> list[str]:
+    """The fine-tuned model first, then the baselines as the evaluation listed them."""
+    return [FINETUNED, *(name for name in candidates if name != FINETUNED)]
+
+
+def percent(value: float | None) -> str:
+    return MISSING if value is None else f"{value * 100:.1f}%"
+
+
+def duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def context_facts(summary: dict[str, Any]) -> list[str]:
+    training, data = summary["training"], summary["data"]
+    steps = f"{training['steps']} of {training['planned_steps']} planned steps"
+    if training["stopped_early"]:
+        steps += f", stopped early at step {training['steps']}"
+    if training["best_step"] is not None:
+        steps += f", best step {training['best_step']}"
+    facts = [
+        f"task {summary['task']}",
+        f"base model {summary['base_model']}",
+        f"method {summary['method']}",
+        "data " + " / ".join(f"{split} {data[split]}" for split in ("train", "val", "test")) + " rows",
+        steps,
+    ]
+    if training["best_val_loss"] is not None:
+        facts.append(f"best val loss {training['best_val_loss']:.4f}")
+    facts.append(f"training took {duration(training['seconds'])} at "
+                 f"{training['train_tokens_per_second']:,.0f} tokens/s ({training['precision']})")
+    share = percent(training["trainable_parameters"] / max(training["total_parameters"], 1))
+    facts.append(f"{training['trainable_parameters']:,} of {training['total_parameters']:,} parameters "
+                 f"trained ({share})")
+    return facts
+
+
+def training_alerts(training: dict[str, Any]) -> list[str]:
+    if not training["overfitting_alert"]:
+        return []
+    return ["Overfitting alert: validation loss kept rising while training loss fell. "
+            "The adapter kept is the one from the best step, before the rise."]
+
+
+def gate_line(gate: dict[str, Any], best_baseline: str) -> str:
+    return (f"To pass, the fine-tuned model must beat the best prompting baseline ({best_baseline}) on "
+            f"{gate['metric']} by at least {gate['beat_by'] * 100:.1f} points, and lose at most "
+            f"{gate['max_rubric_regression'] * 100:.1f} points of rubric pass rate.")
+
+
+def metrics_table(candidates: dict[str, dict[str, Any]], order: list[str], best_baseline: str) -> Table:
+    rows = []
+    for name in order:
+        metrics = candidates[name]
+        title = f"{name} (best baseline)" if name == best_baseline else name
+        rows.append([title, str(metrics["rows"]), *(percent(metrics[key]) for key, _ in METRIC_COLUMNS)])
+    return Table(["candidate", "test rows", *(title for _, title in METRIC_COLUMNS)], rows)
+
+
+def rubric_table(candidates: dict[str, dict[str, Any]], order: list[str]) -> Table | None:
+    criteria = list(dict.fromkeys(name for candidate in order for name in candidates[candidate]["rubric"]))
+    if not criteria:
+        return None
+    rows = [[criterion, *(percent(candidates[name]["rubric"].get(criterion)) for name in order)]
+            for criterion in criteria]
+    return Table(["criterion", *order], rows)

@@ -1,0 +1,148 @@
+"""Where every artifact of a run lives, and how files are written so none is ever half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tunewright.errors import TunewrightError
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The layout of `runs/<name>/`. Stages find each other's outputs only through these paths."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    def split_file(self, split: str) -> Path:
+        return self.data_dir / f"{split}.jsonl"
+
+    @property
+    def split_manifest(self) -> Path:
+        return self.data_dir / "manifest.json"
+
+    @property
+    def data_report(self) -> Path:
+        return self.root / "data_check.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def adapter(self) -> Path:
+        return self.root / "adapter"
+
+    @property
+    def training_result(self) -> Path:
+        return self.root / "training.json"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.root / "eval"
+
+    def predictions(self, candidate: str) -> Path:
+        return self.eval_dir / f"predictions-{candidate}.jsonl"
+
+    @property
+    def eval_result(self) -> Path:
+        return self.eval_dir / "results.json"
+
+    @property
+    def loss_plot(self) -> Path:
+        return self.root / "loss_curve.png"
+
+    @property
+    def report_md(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+
+def new_run_dir(out: Path | None, task_name: str, base: Path = Path("runs")) -> RunPaths:
+    """A fresh run directory: `out` if given (must be empty or absent), else runs/<task>-<time>."""
+    if out is None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        out = base / f"{task_name}-{stamp}"
+    if out.exists() and any(out.iterdir()):
+        raise TunewrightError(f"{out}: run directory is not empty; pass another --out or remove it")
+    out.mkdir(parents=True, exist_ok=True)
+    return RunPaths(out)
+
+
+def existing_run(path: Path) -> RunPaths:
+    run = RunPaths(path)
+    if not run.config.is_file():
+        raise TunewrightError(f"{path}: not a run directory (no config.yaml); create one with `tunewright train`")
+    return run
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a file atomically: a temp file in the same directory, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, payload: Any) -> None:
+    write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+@contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield a temp directory beside `path`; it replaces `path` only if the block finishes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

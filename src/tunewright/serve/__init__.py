@@ -1,0 +1,1 @@
+"""An OpenAI-compatible server for one base model and its fine-tuned adapters."""

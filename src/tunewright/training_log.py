@@ -1,0 +1,111 @@
+"""What a person and a file see while training runs: metrics.jsonl rows, an overfitting alert and a
+Rich progress bar with ETA and live losses. Both are Trainer callbacks."""
+
+from __future__ import annotations
+
+import json
+import time
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+OVERFIT_EVALS = 2  # validation rising this many evaluations in a row while training falls
+
+
+class MetricsLog(TrainerCallback):
+    """Appends one JSON row per logged step to metrics.jsonl and watches for overfitting."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.started = time.perf_counter()
+        self.eval_seconds = 0.0
+        self.val_losses: list[float] = []
+        self.train_losses: list[float] = []
+        self.overfitting_alert = False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+        logs = logs or {}
+        if "loss" not in logs and "eval_loss" not in logs:
+            return
+        row = {
+            "step": state.global_step,
+            "epoch": round(state.epoch or 0.0, 4),
+            "train_loss": logs.get("loss"),
+            "val_loss": logs.get("eval_loss"),
+            "lr": logs.get("learning_rate"),
+            "grad_norm": logs.get("grad_norm"),
+            "tokens_seen": state.num_input_tokens_seen,
+            "elapsed": round(time.perf_counter() - self.started, 3),
+        }
+        if "loss" in logs:
+            self.train_losses.append(logs["loss"])
+        if "eval_loss" in logs:
+            self.eval_seconds += logs.get("eval_runtime", 0.0)
+            self.val_losses.append(logs["eval_loss"])
+            self._watch_overfitting()
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+    def train_seconds(self, total: float) -> float:
+        """Wall time spent training, evaluation passes excluded."""
+        return total - self.eval_seconds
+
+    def _watch_overfitting(self) -> None:
+        recent = self.val_losses[-(OVERFIT_EVALS + 1):]
+        rising = len(recent) == OVERFIT_EVALS + 1 and all(a < b for a, b in pairwise(recent))
+        falling = len(self.train_losses) >= 2 and self.train_losses[-1] < self.train_losses[0]
+        if rising and falling and not self.overfitting_alert:
+            self.overfitting_alert = True
+            Console(stderr=True).print(
+                f"[yellow]overfitting alert: validation loss rose {OVERFIT_EVALS} evaluations in a row "
+                "while training loss fell; the best checkpoint is kept[/yellow]"
+            )
+
+
+class ProgressBar(TrainerCallback):
+    """Steps done, ETA and the latest train / validation loss."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
+            console=Console(stderr=True),
+        )
+        self.task_id = self.progress.add_task("train", total=None, losses="")
+        self.losses = {"train": "-", "val": "-"}
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kwargs: Any) -> None:
+        self.progress.update(self.task_id, total=state.max_steps)
+        self.progress.start()
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    **kwargs: Any) -> None:
+        self.progress.update(self.task_id, completed=state.global_step)
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+        logs = logs or {}
+        if "loss" in logs:
+            self.losses["train"] = f"{logs['loss']:.3f}"
+        if "eval_loss" in logs:
+            self.losses["val"] = f"{logs['eval_loss']:.3f}"
+        self.progress.update(self.task_id, losses=f"loss {self.losses['train']}  val {self.losses['val']}")
+
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                     **kwargs: Any) -> None:
+        self.progress.stop()

@@ -1,0 +1,78 @@
+"""Shared fixtures: a tiny random Llama with a tokenizer trained on the spot, saved as a model
+directory exactly like a user's, and a small project (config + data) that uses it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "fintech-support"
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
+    "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def example_rows(limit: int | None = None) -> list[dict[str, str]]:
+    rows = [json.loads(line) for line in (EXAMPLE / "data.jsonl").read_text(encoding="utf-8").splitlines()]
+    return rows[:limit]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    target = tmp_path_factory.mktemp("tiny-llama")
+    texts = [row[key] for row in example_rows() for key in ("instruction", "input", "output")]
+    backend = Tokenizer(models.BPE(unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    specials = ["<unk>", "<|im_start|>", "<|im_end|>"]
+    backend.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=600, special_tokens=specials,
+                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", eos_token="<|im_end|>",
+                                        pad_token="<|im_end|>", additional_special_tokens=["<|im_start|>"])
+    tokenizer.chat_template = CHATML
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=None, tie_word_embeddings=True)
+    LlamaForCausalLM(config).save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+ProjectFactory = Callable[[Path, int], Path]
+
+
+@pytest.fixture(scope="session")
+def make_project(tiny_model_dir: Path) -> ProjectFactory:
+    """Writes a config + the first `rows` example rows into a folder, wired to the tiny model, with
+    settings that train in seconds; returns the config path."""
+
+    def write(root: Path, rows: int) -> Path:
+        config = yaml.safe_load((EXAMPLE / "tunewright.yaml").read_text(encoding="utf-8"))
+        (root / "data.jsonl").write_text("".join(json.dumps(row) + "\n" for row in example_rows(rows)))
+        config["data"]["path"] = "data.jsonl"
+        config["model"]["base"] = str(tiny_model_dir)
+        config["training"].update(max_steps=6, eval_every=2, batch_size=4, max_seq_len=256)
+        config["eval"].update(max_new_tokens=8, batch_size=8, few_shot_k=2, max_test_rows=6)
+        path = root / "tunewright.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture()
+def tiny_project(tmp_path: Path, make_project: ProjectFactory) -> Path:
+    """A 120-row project in this test's tmp_path."""
+    return make_project(tmp_path, 120)

@@ -1,0 +1,71 @@
+"""The go / no-go gate: beat the best prompting baseline by the margin, without losing rubric quality."""
+
+import pytest
+
+from tunewright.config import GateConfig
+from tunewright.evaluate.gate import FINETUNED, decide
+from tunewright.evaluate.metrics import CandidateMetrics
+
+
+def metrics(accuracy: float | None, rubric: float | None = None, f1: float | None = None) -> CandidateMetrics:
+    return CandidateMetrics(rows=20, label_accuracy=accuracy, macro_f1=f1, rubric_pass_rate=rubric, rubric={},
+                            no_label_rate=0.0)
+
+
+def candidates(tuned: CandidateMetrics, zero: CandidateMetrics, few: CandidateMetrics) -> dict[str, CandidateMetrics]:
+    return {FINETUNED: tuned, "zero_shot": zero, "few_shot": few}
+
+
+@pytest.mark.parametrize(
+    ("tuned", "zero", "few", "decision"),
+    [
+        (0.90, 0.60, 0.80, "go"),
+        (0.84, 0.60, 0.80, "no-go"),  # beats the best baseline, but by less than the margin
+        (0.85, 0.60, 0.80, "go"),  # exactly the margin (17/20 vs 16/20)
+        (0.70, 0.80, 0.60, "no-go"),  # beats few-shot by a lot but not zero-shot
+        (0.50, 0.60, 0.80, "no-go"),
+    ],
+)
+def test_tuned_must_beat_the_best_baseline_by_the_margin(tuned: float, zero: float, few: float,
+                                                          decision: str) -> None:
+    result = decide(GateConfig(beat_by=0.05), candidates(metrics(tuned), metrics(zero), metrics(few)))
+    assert result.decision == decision
+    assert result.best_baseline == ("zero_shot" if zero > few else "few_shot")
+    assert len(result.reasons) == 1  # no rubric measured
+    assert result.reasons[0].startswith("label_accuracy:")
+    assert result.reasons[0].endswith("pass" if decision == "go" else "FAIL")
+
+
+def test_rubric_regression_blocks_a_label_win() -> None:
+    gate = GateConfig(beat_by=0.05, max_rubric_regression=0.02)
+    result = decide(gate, candidates(metrics(0.95, rubric=0.70), metrics(0.60, rubric=0.90),
+                                     metrics(0.80, rubric=0.50)))
+    assert result.decision == "no-go"
+    label_reason, rubric_reason = result.reasons
+    assert label_reason.endswith("pass")
+    assert rubric_reason.startswith("rubric_pass_rate:") and rubric_reason.endswith("FAIL")
+    assert "0.900" in rubric_reason  # compared with the best baseline rubric, whichever won on labels
+
+
+@pytest.mark.parametrize(("tuned_rubric", "decision"), [(0.88, "go"), (0.87, "no-go"), (0.95, "go")])
+def test_rubric_may_drop_at_most_the_allowed_amount(tuned_rubric: float, decision: str) -> None:
+    gate = GateConfig(beat_by=0.05, max_rubric_regression=0.02)
+    result = decide(gate, candidates(metrics(0.95, rubric=tuned_rubric), metrics(0.60, rubric=0.90),
+                                     metrics(0.80, rubric=0.50)))
+    assert result.decision == decision
+
+
+def test_gate_metric_is_configurable() -> None:
+    gate = GateConfig(metric="macro_f1", beat_by=0.1)
+    tuned = metrics(0.50, f1=0.80)  # loses on accuracy, wins on macro-F1
+    result = decide(gate, candidates(tuned, metrics(0.90, f1=0.40), metrics(0.90, f1=0.60)))
+    assert result.decision == "go"
+    assert result.best_baseline == "few_shot"
+    assert result.reasons[0].startswith("macro_f1:")
+
+
+def test_missing_metric_counts_as_zero() -> None:
+    result = decide(GateConfig(), candidates(metrics(None), metrics(0.0), metrics(0.1)))
+    assert result.decision == "no-go"
+    result = decide(GateConfig(), candidates(metrics(0.5), metrics(None), metrics(None)))
+    assert result.decision == "go"

@@ -1,0 +1,18 @@
+"""Repository rules that keep the code readable."""
+
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "tunewright"
+MAX_LINES = 500
+
+
+def test_no_source_file_exceeds_the_line_ceiling() -> None:
+    too_long = {str(path.relative_to(SRC)): n for path in SRC.rglob("*.py")
+                if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not too_long, f"files over {MAX_LINES} lines: {too_long}"
+
+
+def test_light_modules_do_not_import_torch() -> None:
+    for name in ("config.py", "records.py", "errors.py"):
+        text = (SRC / name).read_text(encoding="utf-8")
+        assert "import torch" not in text, name
