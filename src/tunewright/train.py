@@ -9,13 +9,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers import EarlyStoppingCallback, PrinterCallback, TrainingArguments
 
 from tunewright.chat import IGNORE_INDEX, encode_example, stop_token_ids
 from tunewright.config import Config
 from tunewright.errors import DataError
 from tunewright.methods import prepare_model
 from tunewright.modeling import CausalLM, fast_bf16_available, load_model, load_tokenizer, resolve_base_model
+from tunewright.prefix_loss import PrefixSharingTrainer
 from tunewright.records import Example
 from tunewright.runs import RunPaths, atomic_dir, read_jsonl, write_json
 from tunewright.training_log import MetricsLog, ProgressBar
@@ -60,7 +61,7 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True) -> Trai
     ]
     if show_progress:
         callbacks.append(ProgressBar())
-    trainer = Trainer(
+    trainer = PrefixSharingTrainer(
         model=model,
         args=training_arguments(config, run, precision),
         data_collator=PadCollator(tokenizer.pad_token_id),
@@ -68,6 +69,7 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True) -> Trai
         eval_dataset=val_rows,
         callbacks=callbacks,
     )
+    trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and the progress bar
     trainer.train()
     state = trainer.state
     tuned: CausalLM = trainer.model
@@ -151,6 +153,7 @@ def training_arguments(config: Config, run: RunPaths, precision: str) -> Trainin
         remove_unused_columns=False,
         disable_tqdm=True,
         report_to="none",
+        prediction_loss_only=True,
     )
 
 
