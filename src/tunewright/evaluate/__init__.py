@@ -23,7 +23,7 @@ from tunewright.evaluate.generate import Chat, generate_replies
 from tunewright.evaluate.metrics import CandidateMetrics, grade_rubric, score
 from tunewright.modeling import load_model, load_tokenizer, load_with_adapter, resolve_base_model
 from tunewright.records import Example, Prediction, extract_label
-from tunewright.runs import RunPaths, read_jsonl, write_json, write_jsonl
+from tunewright.runs import RunPaths, read_json, read_jsonl, write_json, write_jsonl
 
 BASELINES = ("zero_shot", "few_shot")
 
@@ -85,7 +85,7 @@ def score_run(config: Config, run: RunPaths) -> EvalResult:
         decision=decision.decision,
         decision_reasons=decision.reasons,
         best_baseline=decision.best_baseline,
-        few_shot_ids=[str(i) for i in read_jsonl(shots_file)[0]] if shots_file.exists() else [],
+        few_shot_ids=[str(i) for i in read_json(shots_file)] if shots_file.exists() else [],
     )
     write_json(run.eval_result, result.to_json())
     return result

@@ -43,23 +43,10 @@ def generate_replies(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
     for start in range(0, len(order), batch_size):
         batch = order[start:start + batch_size]
-        width = max(len(encoded[i]) for i in batch)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+        rows = [encoded[i] for i in batch]
+        output, prompt_width = _generate_batch(model, rows, max_new_tokens, stops, pad_id)
         for row, index in enumerate(batch):
-            ids = encoded[index]
-            input_ids[row, width - len(ids):] = torch.tensor(ids)
-            attention_mask[row, width - len(ids):] = 1
-        output = model.generate(
-            input_ids=input_ids.to(model.device),
-            attention_mask=attention_mask.to(model.device),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            eos_token_id=stops,
-            pad_token_id=pad_id,
-        )
-        for row, index in enumerate(batch):
-            new_tokens = output[row, width:].tolist()
+            new_tokens = output[row, prompt_width:].tolist()
             ends = [position for position, token in enumerate(new_tokens) if token in stops]
             completion = new_tokens[: ends[0] + 1] if ends else new_tokens
             text = str(tokenizer.decode(completion, skip_special_tokens=True)).strip()
@@ -67,3 +54,45 @@ def generate_replies(
         if on_batch is not None:
             on_batch(len(batch))
     return [reply for reply in replies if reply is not None]
+
+
+def _generate_batch(
+    model: CausalLM, rows: list[list[int]], max_new_tokens: int, stops: list[int], pad_id: int
+) -> tuple[torch.Tensor, int]:
+    """Greedy continuations of `rows`. The prefix all rows share (system prompt, few-shot examples)
+    is encoded once and its cache copied to every row; each row's own part is left-padded after it,
+    so the padding sits between the shared prefix and the row's tokens, masked out."""
+    shared = _shared_length(rows)
+    suffixes = [ids[shared:] for ids in rows]
+    width = max(len(ids) for ids in suffixes)
+    input_ids = torch.full((len(rows), shared + width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    input_ids[:, :shared] = torch.tensor(rows[0][:shared])
+    attention_mask[:, :shared] = 1
+    for row, ids in enumerate(suffixes):
+        input_ids[row, shared + width - len(ids):] = torch.tensor(ids)
+        attention_mask[row, shared + width - len(ids):] = 1
+    extra: dict[str, object] = {}
+    if shared > 0:
+        cache = model(input_ids=input_ids[:1, :shared].to(model.device), use_cache=True, logits_to_keep=1).cache
+        cache.batch_repeat_interleave(len(rows))
+        extra["cache"] = cache
+    output = model.generate(
+        input_ids=input_ids.to(model.device),
+        attention_mask=attention_mask.to(model.device),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        eos_token_id=stops,
+        pad_token_id=pad_id,
+        **extra,
+    )
+    return output, shared + width
+
+
+def _shared_length(rows: list[list[int]]) -> int:
+    """Tokens every row starts with, leaving at least one token of each row to feed the generator."""
+    shortest = min(len(ids) for ids in rows) - 1
+    length = 0
+    while length < shortest and all(ids[length] == rows[0][length] for ids in rows):
+        length += 1
+    return length
