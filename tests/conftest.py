@@ -63,7 +63,7 @@ def make_project(tiny_model_dir: Path) -> ProjectFactory:
         (root / "data.jsonl").write_text("".join(json.dumps(row) + "\n" for row in example_rows(rows)))
         config["data"]["path"] = "data.jsonl"
         config["model"]["base"] = str(tiny_model_dir)
-        config["training"].update(max_steps=6, eval_every=2, batch_size=4, max_seq_len=256)
+        config["training"].update(max_steps=6, eval_every=2, batch_size=4, max_seq_len=768)
         config["eval"].update(max_new_tokens=8, batch_size=8, few_shot_k=2, max_test_rows=6)
         path = root / "tunewright.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -37,3 +37,15 @@ def test_system_prompt_is_added_once(tiny_model_dir: Path) -> None:
     tokenizer = load_tokenizer(tiny_model_dir)
     assert tokenizer.decode(prompt_ids(tokenizer, chat)).endswith("<|im_start|>assistant\n")
     assert stop_token_ids(tokenizer) == [tokenizer.convert_tokens_to_ids("<|im_end|>")]
+
+
+def test_label_span_covers_exactly_the_label_tokens(tiny_model_dir: Path) -> None:
+    tokenizer = load_tokenizer(tiny_model_dir)
+    regex = r"^\[Intent: (?P<label>[^\]]+)\]"
+    encoded = encode_example(tokenizer, EXAMPLE, "Be brief.", 512, regex)
+    assert encoded.label_span is not None
+    start, end = encoded.label_span
+    assert tokenizer.decode(encoded.input_ids[start:end]).strip() == "Fraud Report"
+    assert all(label != IGNORE_INDEX for label in encoded.labels[start:end])
+    unlabelled = Example("y", (Message("user", "hi"), Message("assistant", "no label here")))
+    assert encode_example(tokenizer, unlabelled, "", 512, regex).label_span is None

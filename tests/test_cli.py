@@ -36,6 +36,13 @@ def test_run_goes_through_the_whole_loop(tiny_project: Path, tmp_path: Path) -> 
     assert summary["decision"].upper() in done.stdout and "report.html" in done.stdout
     assert summary["timings"]["total_seconds"] > 0
 
+    again = tunewright("eval", str(out))
+    assert again.returncode == done.returncode, again.stderr
+    assert json.loads((out / "summary.json").read_text())["eval"] == summary["eval"]  # greedy: same answers
+    merged = tunewright("merge", str(out))
+    assert merged.returncode == 0, merged.stderr
+    assert (out / "merged" / "model.safetensors").is_file()
+
 
 def test_bad_config_is_one_line_and_exit_2(tiny_project: Path, tmp_path: Path) -> None:
     done = tunewright("run", str(tiny_project), "--out", str(tmp_path / "r"), "--set", "training.epochz=1")

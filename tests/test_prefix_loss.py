@@ -63,3 +63,26 @@ def test_shared_prefix_stops_before_the_first_label_and_at_padding() -> None:
     early[1, 1] = True  # row 1 needs the logit at position 1
     assert _shared_prefix_length(input_ids, mask, early) == 1
     assert _shared_prefix_length(input_ids[:1], mask[:1], none[:1]) == 0
+
+
+def test_weights_shift_the_loss_towards_weighted_tokens(tiny_model_dir: Path) -> None:
+    torch.manual_seed(0)
+    model = load_model(tiny_model_dir)
+    model.eval()
+    batch = _batch(tiny_model_dir, "Label, then reply.")
+    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    ones = torch.ones(ids.shape)
+    with torch.no_grad():
+        assert torch.allclose(shared_prefix_loss(model, ids, mask, labels, ones),
+                              shared_prefix_loss(model, ids, mask, labels), atol=1e-6)
+        # all weight on one token per row: the loss becomes the mean loss of exactly those tokens
+        targets = [int((row != -100).nonzero()[0]) for row in labels]
+        focused = torch.full(ids.shape, 1e-9)
+        for row, position in enumerate(targets):
+            focused[row, position] = 1.0
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        expected = torch.stack([
+            torch.nn.functional.cross_entropy(logits[row, position - 1], labels[row, position])
+            for row, position in enumerate(targets)
+        ]).mean()
+        assert torch.allclose(shared_prefix_loss(model, ids, mask, labels, focused), expected, atol=1e-5)

@@ -78,6 +78,15 @@ def test_pad_collator_masks_padding() -> None:
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
 
 
+def test_pad_collator_weights_the_label_span() -> None:
+    batch = PadCollator(pad_token_id=0, label_weight=4.0)([
+        {"input_ids": [5, 6, 7, 8], "labels": [-100, 6, 7, 8], "label_span": [1, 3]},
+        {"input_ids": [5, 6], "labels": [-100, 6], "label_span": []},
+    ])
+    assert batch["weights"].tolist() == [[1.0, 4.0, 4.0, 1.0], [1.0, 1.0, 1.0, 1.0]]
+    assert "weights" not in PadCollator(pad_token_id=0)([{"input_ids": [1], "labels": [1]}])
+
+
 def test_split_files_round_trip(tmp_path: Path) -> None:
     example = Example("a", (Message("user", "hi"), Message("assistant", "yo")), "L", None, "f:1")
     write_jsonl(tmp_path / "x.jsonl", [example.to_json()])

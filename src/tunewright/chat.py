@@ -6,6 +6,7 @@ was trained with are exactly the ones it is asked with.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ class EncodedExample:
     input_ids: list[int]
     labels: list[int]  # IGNORE_INDEX everywhere but the assistant answer and its end-of-turn token
     truncated: bool
+    label_span: tuple[int, int] | None = None  # token positions of the task label inside the answer
 
 
 def with_system_prompt(messages: Sequence[Message], system_prompt: str) -> list[dict[str, str]]:
@@ -39,9 +41,14 @@ def prompt_ids(tokenizer: PreTrainedTokenizerBase, chat: list[dict[str, str]]) -
 
 
 def encode_example(
-    tokenizer: PreTrainedTokenizerBase, example: Example, system_prompt: str, max_seq_len: int
+    tokenizer: PreTrainedTokenizerBase,
+    example: Example,
+    system_prompt: str,
+    max_seq_len: int,
+    label_regex: str | None = None,
 ) -> EncodedExample:
-    """Input ids and labels with loss only on the final assistant answer (end-of-turn included)."""
+    """Input ids and labels with loss only on the final assistant answer (end-of-turn included);
+    with `label_regex`, also where the label sits among the answer's tokens."""
     prompt_chat = with_system_prompt(example.prompt, system_prompt)
     full_chat = [*prompt_chat, {"role": "assistant", "content": example.reference}]
     prompt = prompt_ids(tokenizer, prompt_chat)
@@ -50,7 +57,34 @@ def encode_example(
         raise ValueError("the chat template renders the prompt differently inside the full conversation")
     labels = [IGNORE_INDEX] * len(prompt) + full[len(prompt):]
     truncated = len(full) > max_seq_len
-    return EncodedExample(full[:max_seq_len], labels[:max_seq_len], truncated)
+    span = label_token_span(tokenizer, full[len(prompt):], example.reference, label_regex)
+    if span is not None:
+        span = (span[0] + len(prompt), span[1] + len(prompt))
+        if span[1] > max_seq_len:
+            span = None
+    return EncodedExample(full[:max_seq_len], labels[:max_seq_len], truncated, span)
+
+
+def label_token_span(
+    tokenizer: PreTrainedTokenizerBase, answer_ids: list[int], answer: str, label_regex: str | None
+) -> tuple[int, int] | None:
+    """The answer tokens [start, end) that spell the label the task regex finds in `answer`."""
+    if label_regex is None:
+        return None
+    stripped = answer.strip()
+    match = re.search(label_regex, stripped)
+    if match is None:
+        return None
+    lead = len(answer) - len(answer.lstrip())
+    first_char, last_char = match.start("label") + lead, match.end("label") + lead
+    start = None
+    for count in range(1, len(answer_ids) + 1):
+        decoded = len(tokenizer.decode(answer_ids[:count]))
+        if start is None and decoded > first_char:
+            start = count - 1
+        if decoded >= last_char:
+            return (start if start is not None else count - 1, count)
+    return None
 
 
 def stop_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:

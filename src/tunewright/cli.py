@@ -25,8 +25,8 @@ app = typer.Typer(help="Turn a general open LLM into a specialist for one narrow
                   no_args_is_help=True, pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Check datasets before training.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 STATE = {"debug": False}
 
 SetOption = typer.Option([], "--set", help="Override a config value: section.key=value (repeatable).")

@@ -117,6 +117,11 @@ class TrainingConfig(Section):
     early_stopping_patience: int = Field(
         3, gt=0, description="Stop after this many evaluations without a better validation loss."
     )
+    label_weight: float = Field(
+        1.0, ge=1.0,
+        description="Loss weight of the label tokens (found by task.label_regex) relative to the rest of "
+        "the answer; above 1 the label is learned in fewer steps.",
+    )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="'auto' picks bf16 where the hardware has fast bf16, else fp32."
     )
@@ -174,7 +179,9 @@ def validate_config(raw: dict[str, Any], source: str) -> Config:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{source}: {where}: {first['msg']}") from None
+        message = "unknown key; check its spelling against the config reference" \
+            if first["type"] == "extra_forbidden" else first["msg"]
+        raise ConfigError(f"{source}: {where}: {message}") from None
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:

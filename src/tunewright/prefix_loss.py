@@ -14,8 +14,9 @@ from tunewright.chat import IGNORE_INDEX
 
 
 def shared_prefix_loss(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                       labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of every labelled token given the tokens before it."""
+                       labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean cross-entropy of every labelled token given the tokens before it; with `weights`
+    (one per token), the weighted mean."""
     rows, length = input_ids.shape
     targets = torch.full_like(labels, IGNORE_INDEX)
     targets[:, :-1] = labels[:, 1:]  # position i predicts token i + 1
@@ -35,7 +36,14 @@ def shared_prefix_loss(model: Any, input_ids: torch.Tensor, attention_mask: torc
         **kwargs,
     )
     logits = output.logits.reshape(-1, output.logits.shape[-1])
-    return F.cross_entropy(logits.float(), targets[:, prefix:][predicts[:, prefix:]])
+    kept = predicts[:, prefix:]
+    if weights is None:
+        return F.cross_entropy(logits.float(), targets[:, prefix:][kept])
+    token_weights = torch.zeros_like(weights)
+    token_weights[:, :-1] = weights[:, 1:]  # the weight of the token each position predicts
+    losses = F.cross_entropy(logits.float(), targets[:, prefix:][kept], reduction="none")
+    chosen = token_weights[:, prefix:][kept]
+    return (losses * chosen).sum() / chosen.sum()
 
 
 def _shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor, predicts: torch.Tensor) -> int:
@@ -52,5 +60,6 @@ class PrefixSharingTrainer(Trainer):
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
-        loss = shared_prefix_loss(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+        loss = shared_prefix_loss(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"],
+                                  inputs.get("weights"))
         return (loss, {"loss": loss}) if return_outputs else loss

@@ -64,7 +64,7 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True) -> Trai
     trainer = PrefixSharingTrainer(
         model=model,
         args=training_arguments(config, run, precision),
-        data_collator=PadCollator(tokenizer.pad_token_id),
+        data_collator=PadCollator(tokenizer.pad_token_id, config.training.label_weight),
         train_dataset=train_rows,  # a list is a map-style dataset
         eval_dataset=val_rows,
         callbacks=callbacks,
@@ -112,8 +112,10 @@ def load_split(run: RunPaths, split: str) -> list[Example]:
 def encode_split(config: Config, tokenizer: Any, examples: list[Example]) -> list[dict[str, list[int]]]:
     rows = []
     for example in examples:
-        encoded = encode_example(tokenizer, example, config.task.system_prompt, config.training.max_seq_len)
-        rows.append({"input_ids": encoded.input_ids, "labels": encoded.labels})
+        encoded = encode_example(tokenizer, example, config.task.system_prompt, config.training.max_seq_len,
+                                 config.task.label_regex)
+        rows.append({"input_ids": encoded.input_ids, "labels": encoded.labels,
+                     "label_span": list(encoded.label_span or ())})
     return rows
 
 
@@ -158,10 +160,12 @@ def training_arguments(config: Config, run: RunPaths, precision: str) -> Trainin
 
 
 class PadCollator:
-    """Right-pads a batch to its longest row: pad id for inputs, IGNORE_INDEX for labels."""
+    """Right-pads a batch to its longest row: pad id for inputs, IGNORE_INDEX for labels; with a
+    label weight, also a per-token loss weight that is `label_weight` on each row's label span."""
 
-    def __init__(self, pad_token_id: int) -> None:
+    def __init__(self, pad_token_id: int, label_weight: float = 1.0) -> None:
         self.pad_token_id = pad_token_id
+        self.label_weight = label_weight
 
     def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
         width = max(len(row["input_ids"]) for row in rows)
@@ -173,7 +177,14 @@ class PadCollator:
             input_ids[index, :length] = torch.tensor(row["input_ids"])
             labels[index, :length] = torch.tensor(row["labels"])
             attention_mask[index, :length] = 1
-        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+        batch = {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+        if self.label_weight != 1.0:
+            weights = torch.ones((len(rows), width))
+            for index, row in enumerate(rows):
+                if span := row.get("label_span"):
+                    weights[index, span[0]:span[1]] = self.label_weight
+            batch["weights"] = weights
+        return batch
 
 
 def _step_of(checkpoint: str | None) -> int | None:
