@@ -11,14 +11,11 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
     TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from tunewright.progress import progress_bar
 
 OVERFIT_EVALS = 2  # validation rising this many evaluations in a row while training falls
 
@@ -80,11 +77,7 @@ class ProgressBar(TrainerCallback):
     """Steps done, ETA and the latest train / validation loss."""
 
     def __init__(self) -> None:
-        self.progress = Progress(
-            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
-            console=Console(stderr=True),
-        )
+        self.progress = progress_bar("train", TextColumn("{task.fields[losses]}"))
         self.task_id = self.progress.add_task("train", total=None, losses="")
         self.losses = {"train": "-", "val": "-"}
 

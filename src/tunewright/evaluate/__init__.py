@@ -6,22 +6,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-
 from tunewright.config import Config
 from tunewright.evaluate.candidates import few_shot_chats, pick_shots, zero_shot_chats
 from tunewright.evaluate.gate import FINETUNED, decide
 from tunewright.evaluate.generate import Chat, generate_replies
 from tunewright.evaluate.metrics import CandidateMetrics, grade_rubric, score
 from tunewright.modeling import load_model, load_tokenizer, load_with_adapter, resolve_base_model
+from tunewright.progress import progress_bar
 from tunewright.records import Example, Prediction, extract_label
 from tunewright.runs import RunPaths, read_json, read_jsonl, write_json, write_jsonl
 
@@ -101,10 +92,7 @@ def _load(run: RunPaths, split: str) -> list[Example]:
 
 def _generate(config: Config, model: Any, tokenizer: Any, chats: list[Chat], name: str,
               show_progress: bool) -> list[str]:
-    progress = Progress(
-        TextColumn(f"[bold]eval {name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("eta"), TimeRemainingColumn(), console=Console(stderr=True), disable=not show_progress,
-    )
+    progress = progress_bar(f"eval {name}", disable=not show_progress)
     with progress:
         task_id = progress.add_task(name, total=len(chats))
         replies = generate_replies(
