@@ -12,6 +12,8 @@ demo: $(STAMP)
 	$(VENV)/bin/tunewright quickstart
 
 test: $(STAMP) $(VENV)/.tunewright-dev
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 $(PY):
