@@ -12,8 +12,7 @@ from tunewright.chat import prompt_ids, stop_token_ids, with_system_prompt
 from tunewright.config import Config
 from tunewright.errors import TunewrightError
 from tunewright.modeling import load_tokenizer, load_with_adapter, resolve_base_model
-from tunewright.records import Example
-from tunewright.runs import RunPaths, atomic_dir, read_jsonl
+from tunewright.runs import RunPaths, atomic_dir
 
 PARITY_TOLERANCE = 1e-3  # fp32 merge reorders sums; observed differences are ~1e-5
 PARITY_SAMPLES = 4
@@ -48,6 +47,6 @@ def merge_adapter(config: Config, run: RunPaths, out: Path) -> MergeResult:
 
 
 def _parity_inputs(config: Config, run: RunPaths, tokenizer: object) -> list[torch.Tensor]:
-    rows = [Example.from_json(row) for row in read_jsonl(run.split_file("test"))[:PARITY_SAMPLES]]
+    rows = run.load_split("test")[:PARITY_SAMPLES]
     chats = [with_system_prompt(example.prompt, config.task.system_prompt) for example in rows]
     return [torch.tensor([prompt_ids(tokenizer, chat)]) for chat in chats]  # type: ignore[arg-type]

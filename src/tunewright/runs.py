@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from tunewright.errors import TunewrightError
+from tunewright.records import Example
+
+# Written inside every saved adapter directory: base model, task, system prompt, stop tokens.
+ADAPTER_MANIFEST = "tunewright-adapter.json"
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,9 @@ class RunPaths:
 
     def split_file(self, split: str) -> Path:
         return self.data_dir / f"{split}.jsonl"
+
+    def load_split(self, split: str) -> list[Example]:
+        return [Example.from_json(row) for row in read_jsonl(self.split_file(split))]
 
     @property
     def split_manifest(self) -> Path:

@@ -18,10 +18,8 @@ from tunewright.methods import prepare_model
 from tunewright.modeling import CausalLM, fast_bf16_available, load_model, load_tokenizer, resolve_base_model
 from tunewright.prefix_loss import PrefixSharingTrainer
 from tunewright.records import Example
-from tunewright.runs import RunPaths, atomic_dir, read_jsonl, write_json
+from tunewright.runs import ADAPTER_MANIFEST, RunPaths, atomic_dir, write_json
 from tunewright.training_log import MetricsLog, ProgressBar
-
-ADAPTER_MANIFEST = "tunewright-adapter.json"
 
 
 @dataclass(frozen=True)
@@ -45,8 +43,8 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True) -> Trai
     started = time.perf_counter()
     model_dir = resolve_base_model(config.model.base)
     tokenizer = load_tokenizer(model_dir)
-    train_rows = encode_split(config, tokenizer, load_split(run, "train"))
-    val_rows = encode_split(config, tokenizer, load_split(run, "val"))
+    train_rows = encode_split(config, tokenizer, run.load_split("train"))
+    val_rows = encode_split(config, tokenizer, run.load_split("val"))
     if not any(label != IGNORE_INDEX for row in train_rows for label in row["labels"]):
         raise DataError("every training label is masked: there is no assistant answer to learn from")
 
@@ -103,10 +101,6 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True) -> Trai
     )
     write_json(run.training_result, asdict(result))
     return result
-
-
-def load_split(run: RunPaths, split: str) -> list[Example]:
-    return [Example.from_json(row) for row in read_jsonl(run.split_file(split))]
 
 
 def encode_split(config: Config, tokenizer: Any, examples: list[Example]) -> list[dict[str, list[int]]]:

@@ -34,7 +34,7 @@ class EvalResult:
 
 def evaluate_baselines(config: Config, run: RunPaths, show_progress: bool = True) -> None:
     """Generate the prompting baselines' answers on the test split (base model, no training)."""
-    test, train = test_examples(config, run), _load(run, "train")
+    test, train = test_examples(config, run), run.load_split("train")
     model_dir = resolve_base_model(config.model.base)
     tokenizer, model = load_tokenizer(model_dir), load_model(model_dir)
     model.eval()
@@ -83,11 +83,7 @@ def score_run(config: Config, run: RunPaths) -> EvalResult:
 
 
 def test_examples(config: Config, run: RunPaths) -> list[Example]:
-    return _load(run, "test")[: config.eval.max_test_rows]
-
-
-def _load(run: RunPaths, split: str) -> list[Example]:
-    return [Example.from_json(row) for row in read_jsonl(run.split_file(split))]
+    return run.load_split("test")[: config.eval.max_test_rows]
 
 
 def _generate(config: Config, model: Any, tokenizer: Any, chats: list[Chat], name: str,

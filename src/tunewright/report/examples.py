@@ -13,7 +13,7 @@ CHANGE_ORDER = ("improved", "regressed", "")
 
 def compare_examples(run: RunPaths, best_baseline: str) -> tuple[list[Comparison], str]:
     """Up to SHOWN_EXAMPLES comparisons, changed rows first, and a line counting the changes."""
-    inputs = {example.id: last_user_turn(example) for example in _examples(run)}
+    inputs = {example.id: last_user_turn(example) for example in run.load_split("test")}
     baseline = {p.example_id: p for p in _predictions(run, best_baseline)}
     comparisons = [
         _compare(tuned, baseline[tuned.example_id], inputs[tuned.example_id], best_baseline)
@@ -66,10 +66,6 @@ def _compare(tuned: Prediction, baseline: Prediction, user_input: str, baseline_
         finetuned_output=tuned.output,
         labels=labels,
     )
-
-
-def _examples(run: RunPaths) -> list[Example]:
-    return [Example.from_json(row) for row in read_jsonl(run.split_file("test"))]
 
 
 def _predictions(run: RunPaths, candidate: str) -> list[Prediction]:

@@ -17,9 +17,9 @@ from tunewright.errors import ModelError
 from tunewright.evaluate.generate import Reply, generate_replies
 from tunewright.modeling import load_model, load_tokenizer
 from tunewright.records import Message
+from tunewright.runs import ADAPTER_MANIFEST
 
 ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-ADAPTER_MANIFEST = "tunewright-adapter.json"
 
 
 @dataclass(frozen=True)
