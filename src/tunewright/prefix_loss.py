@@ -38,7 +38,7 @@ def shared_prefix_loss(model: Any, input_ids: torch.Tensor, attention_mask: torc
     logits = output.logits.reshape(-1, output.logits.shape[-1])
     kept = predicts[:, prefix:]
     if weights is None:
-        return F.cross_entropy(logits.float(), targets[:, prefix:][kept])
+        weights = torch.ones(labels.shape, device=logits.device)
     token_weights = torch.zeros_like(weights)
     token_weights[:, :-1] = weights[:, 1:]  # the weight of the token each position predicts
     losses = F.cross_entropy(logits.float(), targets[:, prefix:][kept], reduction="none")
