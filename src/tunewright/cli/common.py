@@ -1,0 +1,61 @@
+"""What every command module shares: the Typer app, consoles, common options and printing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tunewright.errors import EXIT_NO_GO
+from tunewright.runs import RunPaths
+
+app = typer.Typer(help="Turn a general open LLM into a specialist for one narrow task.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+STATE = {"debug": False}
+
+SetOption = typer.Option([], "--set", help="Override a config value: section.key=value (repeatable).")
+OutOption = typer.Option(None, "--out", help="Run directory to create (default runs/<task>-<time>).")
+
+
+@app.callback()
+def main_options(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+    STATE["debug"] = debug
+
+
+def examples_dir() -> Path:
+    """Bundled examples: inside the installed wheel, or at the repository root in a source checkout."""
+    packaged = Path(__file__).parents[1] / "examples"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[3] / "examples"
+
+
+def print_summary(run_paths: RunPaths, summary: dict[str, Any]) -> None:
+    table = Table(title=f"{summary['task']} on the test split ({summary['eval']['test_rows']} rows)")
+    for column in ("candidate", "label accuracy", "macro-F1", "rubric pass rate"):
+        table.add_column(column)
+    for name, metrics in summary["eval"]["candidates"].items():
+        table.add_row(name, *(_percent(metrics[key]) for key in ("label_accuracy", "macro_f1", "rubric_pass_rate")))
+    console.print(table)
+    colour = "green" if summary["decision"] == "go" else "red"
+    console.print(f"[bold {colour}]decision: {summary['decision'].upper()}[/]")
+    for reason in summary["decision_reasons"]:
+        console.print(f"  - {reason}", markup=False)
+    training = summary["training"]
+    console.print(f"training: {training['steps']} steps, best val loss {training['best_val_loss']:.4f}, "
+                  f"{training['train_tokens_per_second']:.0f} tokens/s; total "
+                  f"{summary['timings']['total_seconds']:.0f} s")
+    console.print(f"report: {run_paths.report_html}")
+    if summary["decision"] != "go":
+        raise typer.Exit(EXIT_NO_GO)
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def announce(message: str) -> None:
+    err.print(f"[dim]>[/] {message}")
