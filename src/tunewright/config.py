@@ -94,12 +94,24 @@ class ModelConfig(Section):
 
 
 class MethodConfig(Section):
-    name: Literal["lora"] = Field("lora", description="Fine-tuning method.")
+    name: Literal["full", "lora", "dora", "qlora", "prompt_tuning", "prefix_tuning", "ia3"] = Field(
+        "lora", description="Fine-tuning method: full (every weight), lora, dora, qlora (4-bit NF4 base), "
+        "prompt_tuning, prefix_tuning or ia3.")
     r: int = Field(16, gt=0, description="LoRA rank.")
     alpha: int = Field(32, gt=0, description="LoRA alpha (scaling = alpha / r).")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA path.")
     target_modules: str | list[str] = Field(
         "all-linear", description="Modules to adapt: 'all-linear' or a list of module names."
+    )
+    num_virtual_tokens: int = Field(20, gt=0, description="Virtual tokens for prompt_tuning / prefix_tuning.")
+
+
+class DistributedConfig(Section):
+    strategy: Literal["ddp", "fsdp", "deepspeed"] = Field(
+        "ddp", description="ddp (a full copy per process), fsdp (sharded) or deepspeed."
+    )
+    config: Path | None = Field(
+        None, description="FSDP config (JSON) or DeepSpeed config (JSON) passed through to accelerate."
     )
 
 
@@ -126,6 +138,21 @@ class TrainingConfig(Section):
         "auto", description="'auto' picks bf16 where the hardware has fast bf16, else fp32."
     )
     seed: int = Field(42, description="Seed for weights init, data order and dropout.")
+    checkpoint_every: int = Field(
+        50, gt=0, description="Save a resumable checkpoint (weights, optimizer, scheduler, RNG, data position) "
+        "every N steps in <out>/checkpoints/step-N/."
+    )
+    keep_checkpoints: int = Field(2, gt=0, description="How many of the latest checkpoints to keep.")
+    packing: bool = Field(
+        False, description="Pack a batch's examples into one row (per-example positions, no cross-attention) "
+        "instead of padding them."
+    )
+    report_to: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list, description="Experiment trackers to log to (tensorboard writes <out>/tensorboard/)."
+    )
+    distributed: DistributedConfig = Field(
+        default_factory=DistributedConfig, description="Multi-process training (with --nproc or torchrun)."
+    )
 
 
 class GateConfig(Section):

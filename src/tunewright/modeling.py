@@ -92,14 +92,14 @@ def load_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def load_model(model_dir: Path, dtype: torch.dtype | None = None) -> CausalLM:
+def load_model(model_dir: Path, dtype: torch.dtype | None = None, quantization_config: Any = None) -> CausalLM:
     import torch
     from transformers import AutoModelForCausalLM
 
     try:
         return AutoModelForCausalLM.from_pretrained(
             model_dir, dtype=dtype or torch.float32, trust_remote_code=False, local_files_only=True,
-            use_safetensors=True,
+            use_safetensors=True, quantization_config=quantization_config,
         )
     except (OSError, ValueError) as exc:
         raise ModelError(f"{model_dir}: cannot load model ({exc})") from None

@@ -1,6 +1,9 @@
 """The training loss, computed without wasted work: the token prefix every row of a batch shares
 (system prompt, chat-template header) runs once instead of once per row, and vocabulary logits are
-computed only where a label follows. Exactly the mean next-token loss over assistant tokens."""
+computed only where a label follows. Exactly the mean next-token loss over assistant tokens.
+
+Packed batches (one row, per-example position ids) and methods that change the sequence the model
+sees (prompt and prefix tuning add virtual tokens) take the same loss without the shared prefix."""
 
 from __future__ import annotations
 
@@ -18,9 +21,7 @@ def shared_prefix_loss(model: Any, input_ids: torch.Tensor, attention_mask: torc
     """Mean cross-entropy of every labelled token given the tokens before it; with `weights`
     (one per token), the weighted mean."""
     rows, length = input_ids.shape
-    targets = torch.full_like(labels, IGNORE_INDEX)
-    targets[:, :-1] = labels[:, 1:]  # position i predicts token i + 1
-    predicts = targets != IGNORE_INDEX
+    targets, predicts = _targets(labels)
     prefix = _shared_prefix_length(input_ids, attention_mask, predicts)
     kwargs: dict[str, Any] = {}
     if prefix > 0:
@@ -35,10 +36,42 @@ def shared_prefix_loss(model: Any, input_ids: torch.Tensor, attention_mask: torc
         logits_to_keep=predicts[:, prefix:],
         **kwargs,
     )
-    logits = output.logits.reshape(-1, output.logits.shape[-1])
+    return _weighted_mean(output.logits, targets, predicts, weights, prefix)
+
+
+def packed_loss(model: Any, input_ids: torch.Tensor, position_ids: torch.Tensor, labels: torch.Tensor,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The same loss for examples packed into one row. With no attention mask, transformers reads the
+    example boundaries from the position ids (each example restarts at 0) and builds a block-diagonal
+    causal mask, so no token attends across examples; logits only where labels follow."""
+    targets, predicts = _targets(labels)
+    output = model(input_ids=input_ids, position_ids=position_ids, logits_to_keep=predicts, use_cache=False)
+    return _weighted_mean(output.logits, targets, predicts, weights, 0)
+
+
+def plain_loss(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
+               weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The same loss from one ordinary forward pass; virtual tokens a method puts in front of the
+    input (prompt tuning) are dropped from the logits before the loss."""
+    targets, predicts = _targets(labels)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+    logits = logits[:, logits.shape[1] - input_ids.shape[1]:]
+    return _weighted_mean(logits[predicts], targets, predicts, weights, 0)
+
+
+def _targets(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    targets = torch.full_like(labels, IGNORE_INDEX)
+    targets[:, :-1] = labels[:, 1:]  # position i predicts token i + 1
+    return targets, targets != IGNORE_INDEX
+
+
+def _weighted_mean(logits: torch.Tensor, targets: torch.Tensor, predicts: torch.Tensor,
+                   weights: torch.Tensor | None, prefix: int) -> torch.Tensor:
+    """Mean (or weighted mean) cross-entropy; `logits` holds one row per predicting position."""
+    logits = logits.reshape(-1, logits.shape[-1])
     kept = predicts[:, prefix:]
     if weights is None:
-        weights = torch.ones(labels.shape, device=logits.device)
+        weights = torch.ones(targets.shape, device=logits.device)
     token_weights = torch.zeros_like(weights)
     token_weights[:, :-1] = weights[:, 1:]  # the weight of the token each position predicts
     losses = F.cross_entropy(logits.float(), targets[:, prefix:][kept], reduction="none")
@@ -54,12 +87,24 @@ def _shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor,
     return int(same.int().cumprod(dim=0).sum())
 
 
+def batch_loss(model: Any, inputs: dict[str, Any], share_prefix: bool) -> torch.Tensor:
+    """The loss of one collated batch: packed, shared-prefix, or plain."""
+    weights = inputs.get("weights")
+    if "position_ids" in inputs:
+        return packed_loss(model, inputs["input_ids"], inputs["position_ids"], inputs["labels"], weights)
+    loss = shared_prefix_loss if share_prefix else plain_loss
+    return loss(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"], weights)
+
+
 class PrefixSharingTrainer(Trainer):
-    """Trainer with `shared_prefix_loss`. Subclassed because Trainer has no other hook that controls
-    how the forward pass is run; everything else is Trainer as it is."""
+    """Trainer with `batch_loss`. Subclassed because Trainer has no other hook that controls how the
+    forward pass is run; everything else is Trainer as it is."""
+
+    def __init__(self, *args: Any, share_prefix: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.share_prefix = share_prefix
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
-        loss = shared_prefix_loss(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"],
-                                  inputs.get("weights"))
+        loss = batch_loss(model, inputs, self.share_prefix)
         return (loss, {"loss": loss}) if return_outputs else loss

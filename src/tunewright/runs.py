@@ -61,6 +61,14 @@ class RunPaths:
         return self.root / "adapter"
 
     @property
+    def model(self) -> Path:
+        """A full fine-tune's weights (safetensors), in place of `adapter`."""
+        return self.root / "model"
+
+    def checkpoint(self, step: int) -> Path:
+        return self.checkpoints / f"step-{step}"
+
+    @property
     def training_result(self) -> Path:
         return self.root / "training.json"
 

@@ -1,25 +1,33 @@
 """The one training loop, for every method: transformers' Trainer on chat-templated examples with the
 loss on assistant tokens only, validation loss every N steps, early stopping that restores the best
-weights, metrics.jsonl, a live progress bar, and the adapter saved atomically with its chat template."""
+weights, resumable checkpoints, metrics.jsonl, a live progress bar, and the trained artifact (adapter,
+or the whole model for full fine-tunes) saved atomically with its tokenizer and manifest."""
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import EarlyStoppingCallback, PrinterCallback, TrainingArguments
+from transformers import PrinterCallback, TrainerCallback, TrainingArguments, set_seed
 
 from tunewright.chat import IGNORE_INDEX, encode_example, stop_token_ids
+from tunewright.checkpoints import Checkpoints, StopOnSignal, TrainingInterrupted, latest_checkpoint
 from tunewright.config import Config
 from tunewright.errors import DataError
-from tunewright.methods import prepare_model
-from tunewright.modeling import CausalLM, fast_bf16_available, load_model, load_tokenizer, resolve_base_model
+from tunewright.methods import METHODS, load_base
+from tunewright.modeling import CausalLM, fast_bf16_available, load_tokenizer, resolve_base_model
+from tunewright.packing import PackCollator, PadCollator
 from tunewright.prefix_loss import PrefixSharingTrainer
 from tunewright.records import Example
 from tunewright.runs import ADAPTER_MANIFEST, RunPaths, atomic_dir, write_json
-from tunewright.training_log import MetricsLog, ProgressBar
+from tunewright.training_log import MetricsLog, ProgressBar, tracking_callbacks
+
+__all__ = ["PadCollator", "TrainingResult", "artifact_dir", "train_run"]
 
 
 @dataclass(frozen=True)
@@ -36,10 +44,14 @@ class TrainingResult:
     precision: str
     trainable_parameters: int
     total_parameters: int
+    method: str = "lora"
+    resumed_from_step: int | None = None
 
 
-def train_run(config: Config, run: RunPaths, show_progress: bool = True) -> TrainingResult:
-    """Train on the run's train split, stop early on its val split, save `run.adapter`."""
+def train_run(config: Config, run: RunPaths, show_progress: bool = True, resume: bool = False,
+              callbacks: Sequence[TrainerCallback] = ()) -> TrainingResult:
+    """Train on the run's train split, stop early on its val split, save the artifact (`run.adapter`,
+    or `run.model` for full fine-tunes). With `resume`, continue from the newest checkpoint."""
     started = time.perf_counter()
     model_dir = resolve_base_model(config.model.base)
     tokenizer = load_tokenizer(model_dir)
@@ -48,59 +60,92 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True) -> Trai
     if not any(label != IGNORE_INDEX for row in train_rows for label in row["labels"]):
         raise DataError("every training label is masked: there is no assistant answer to learn from")
 
+    method = METHODS[config.method.name]
     precision = resolve_precision(config.training.precision)
-    model = prepare_model(load_model(model_dir), config.method)
+    set_seed(config.training.seed)  # adapter initialisation is part of the run's seeded state
+    model = method.prepare(load_base(model_dir, method), config.method)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    metrics_log = MetricsLog(run.metrics)
-    callbacks: list[Any] = [
-        EarlyStoppingCallback(early_stopping_patience=config.training.early_stopping_patience),
-        metrics_log,
-    ]
+
+    checkpoint = latest_checkpoint(run.checkpoints) if resume else None
+    resumed_step = int(checkpoint.name[5:]) if checkpoint else None
+    metrics_log = MetricsLog(run.metrics, keep_until_step=resumed_step)
+    best = Checkpoints(run.checkpoints, config.training.early_stopping_patience,
+                       config.training.keep_checkpoints, resume_from=checkpoint)
+    interrupt = StopOnSignal()
+    all_callbacks: list[Any] = [best, interrupt, metrics_log, *tracking_callbacks(config.training.report_to, run),
+                                *callbacks]
     if show_progress:
-        callbacks.append(ProgressBar())
+        all_callbacks.append(ProgressBar())
+    label_weight = config.training.label_weight
+    collator = PackCollator(label_weight) if config.training.packing else PadCollator(
+        tokenizer.pad_token_id, label_weight)
     trainer = PrefixSharingTrainer(
         model=model,
         args=training_arguments(config, run, precision),
-        data_collator=PadCollator(tokenizer.pad_token_id, config.training.label_weight),
+        data_collator=collator,
         train_dataset=train_rows,  # a list is a map-style dataset
         eval_dataset=val_rows,
-        callbacks=callbacks,
+        callbacks=all_callbacks,
+        share_prefix=method.shares_prefix,
     )
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and the progress bar
-    trainer.train()
+    with interrupt.installed():
+        # Trainer reloads its own checkpoint files (optimizer.pt, scheduler.pt, rng_state.pth) with
+        # torch.load(weights_only=True); the weights themselves are safetensors.
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     state = trainer.state
+    if interrupt.received:
+        raise TrainingInterrupted(
+            f"interrupted at step {state.global_step}; checkpoint saved in {run.checkpoint(state.global_step)}; "
+            f"continue with: tunewright train CONFIG --out {run.root} --resume")
     tuned: CausalLM = trainer.model
-
-    with atomic_dir(run.adapter) as tmp:
-        tuned.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        write_json(tmp / ADAPTER_MANIFEST, {
-            "base_model": config.model.base,
-            "method": config.method.name,
-            "task": config.task.name,
-            "system_prompt": config.task.system_prompt,
-            "stop_token_ids": stop_token_ids(tokenizer),
-            "best_val_loss": state.best_metric,
-        })
+    best.restore_best(tuned)
+    if trainer.is_world_process_zero():
+        save_artifact(config, run, tuned, tokenizer, best.best_loss)
 
     train_seconds = metrics_log.train_seconds(time.perf_counter() - started)
     result = TrainingResult(
         steps=state.global_step,
         planned_steps=state.max_steps,
-        best_val_loss=state.best_metric,
-        best_step=_step_of(state.best_model_checkpoint),
+        best_val_loss=best.best_loss,
+        best_step=best.best_step,
         stopped_early=state.global_step < state.max_steps,
         overfitting_alert=metrics_log.overfitting_alert,
         train_tokens=state.num_input_tokens_seen,
-        train_tokens_per_second=state.num_input_tokens_seen / max(train_seconds, 1e-9),
+        train_tokens_per_second=metrics_log.tokens_this_session / max(train_seconds, 1e-9),
         seconds=time.perf_counter() - started,
         precision=precision,
         trainable_parameters=trainable,
         total_parameters=total,
+        method=config.method.name,
+        resumed_from_step=resumed_step,
     )
-    write_json(run.training_result, asdict(result))
+    if trainer.is_world_process_zero():
+        write_json(run.training_result, asdict(result))
     return result
+
+
+def artifact_dir(config: Config, run: RunPaths) -> Path:
+    """Where the trained artifact goes: `model/` for full fine-tunes, `adapter/` otherwise."""
+    return run.model if METHODS[config.method.name].artifact == "model" else run.adapter
+
+
+def save_artifact(config: Config, run: RunPaths, model: CausalLM, tokenizer: Any, best_val_loss: float | None) -> None:
+    method = METHODS[config.method.name]
+    with atomic_dir(artifact_dir(config, run)) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / ADAPTER_MANIFEST, {
+            "base_model": config.model.base,
+            "method": config.method.name,
+            "artifact": method.artifact,  # "adapter" (PEFT layout) or "model" (every weight)
+            "quantized_base": "nf4" if method.quantization else None,
+            "task": config.task.name,
+            "system_prompt": config.task.system_prompt,
+            "stop_token_ids": stop_token_ids(tokenizer),
+            "best_val_loss": best_val_loss,
+        })
 
 
 def encode_split(config: Config, tokenizer: Any, examples: list[Example]) -> list[dict[str, list[int]]]:
@@ -114,6 +159,8 @@ def encode_split(config: Config, tokenizer: Any, examples: list[Example]) -> lis
 
 
 def resolve_precision(choice: str) -> str:
+    """'auto' is bf16 only where bf16 matmuls are fast (CUDA with bf16, CPUs with avx512_bf16/AMX);
+    elsewhere bf16 is far slower than fp32, so fp32. Master weights stay fp32 either way (autocast)."""
     if choice == "auto":
         return "bf16" if fast_bf16_available() else "fp32"
     return choice
@@ -122,6 +169,13 @@ def resolve_precision(choice: str) -> str:
 def training_arguments(config: Config, run: RunPaths, precision: str) -> TrainingArguments:
     """The only place TrainingArguments are built."""
     training = config.training
+    distributed = training.distributed
+    strategy: dict[str, Any] = {}
+    if distributed.strategy == "fsdp":
+        strategy = {"fsdp": "full_shard auto_wrap", "fsdp_config": _str(distributed.config)}
+    elif distributed.strategy == "deepspeed":
+        strategy = {"deepspeed": _str(distributed.config)}
+    cuda = torch.cuda.is_available()
     return TrainingArguments(
         output_dir=str(run.checkpoints),
         num_train_epochs=training.epochs,
@@ -134,52 +188,27 @@ def training_arguments(config: Config, run: RunPaths, precision: str) -> Trainin
         eval_strategy="steps",
         eval_steps=training.eval_every,
         save_strategy="steps",
-        save_steps=training.eval_every,
-        save_total_limit=2,
-        load_best_model_at_end=True,
-        metric_for_best_model="eval_loss",
-        greater_is_better=False,
+        save_steps=training.checkpoint_every,
         logging_steps=1,
         train_sampling_strategy="group_by_length",
         include_num_input_tokens_seen="non_padding",
         bf16=precision == "bf16",
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=not cuda,
+        ddp_backend=("nccl" if cuda else "gloo") if _world_size() > 1 else None,
         seed=training.seed,
         data_seed=training.seed,
         remove_unused_columns=False,
         disable_tqdm=True,
-        report_to="none",
+        report_to=[name for name in training.report_to if name != "tensorboard"] or "none",
         prediction_loss_only=True,
+        **strategy,
     )
 
 
-class PadCollator:
-    """Right-pads a batch to its longest row: pad id for inputs, IGNORE_INDEX for labels; with a
-    label weight, also a per-token loss weight that is `label_weight` on each row's label span."""
-
-    def __init__(self, pad_token_id: int, label_weight: float = 1.0) -> None:
-        self.pad_token_id = pad_token_id
-        self.label_weight = label_weight
-
-    def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
-        width = max(len(row["input_ids"]) for row in rows)
-        input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for index, row in enumerate(rows):
-            length = len(row["input_ids"])
-            input_ids[index, :length] = torch.tensor(row["input_ids"])
-            labels[index, :length] = torch.tensor(row["labels"])
-            attention_mask[index, :length] = 1
-        batch = {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
-        if self.label_weight != 1.0:
-            weights = torch.ones((len(rows), width))
-            for index, row in enumerate(rows):
-                if span := row.get("label_span"):
-                    weights[index, span[0]:span[1]] = self.label_weight
-            batch["weights"] = weights
-        return batch
+def _world_size() -> int:
+    """Processes in this run; torchrun (`--nproc`) sets WORLD_SIZE."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def _step_of(checkpoint: str | None) -> int | None:
-    return int(checkpoint.rsplit("-", 1)[1]) if checkpoint else None
+def _str(path: Path | None) -> str | None:
+    return str(path) if path is not None else None

@@ -4,6 +4,7 @@ Rich progress bar with ETA and live losses. Both are Trainer callbacks."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 import time
 from itertools import pairwise
 from pathlib import Path
@@ -16,6 +17,7 @@ from rich.progress import (
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from tunewright.progress import progress_bar
+from tunewright.runs import RunPaths, write_jsonl
 
 OVERFIT_EVALS = 2  # validation rising this many evaluations in a row while training falls
 
@@ -23,15 +25,25 @@ OVERFIT_EVALS = 2  # validation rising this many evaluations in a row while trai
 class MetricsLog(TrainerCallback):
     """Appends one JSON row per logged step to metrics.jsonl and watches for overfitting."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, keep_until_step: int | None = None) -> None:
+        """A fresh metrics.jsonl, or, resuming from step `keep_until_step`, the rows up to that step."""
         self.path = path
         self.started = time.perf_counter()
         self.eval_seconds = 0.0
         self.val_losses: list[float] = []
         self.train_losses: list[float] = []
         self.overfitting_alert = False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("")
+        self.first_tokens: int | None = None
+        self.tokens_this_session = 0
+        kept = []
+        if keep_until_step is not None and path.is_file():
+            kept = [row for row in map(json.loads, path.read_text().splitlines()) if row["step"] <= keep_until_step]
+        for row in kept:
+            if row["train_loss"] is not None:
+                self.train_losses.append(row["train_loss"])
+            if row["val_loss"] is not None:
+                self.val_losses.append(row["val_loss"])
+        write_jsonl(path, kept)
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                logs: dict[str, float] | None = None, **kwargs: Any) -> None:
@@ -48,6 +60,11 @@ class MetricsLog(TrainerCallback):
             "tokens_seen": state.num_input_tokens_seen,
             "elapsed": round(time.perf_counter() - self.started, 3),
         }
+        if self.first_tokens is None:
+            self.first_tokens = state.num_input_tokens_seen
+        self.tokens_this_session = state.num_input_tokens_seen - self.first_tokens
+        if not state.is_world_process_zero:
+            return
         if "loss" in logs:
             self.train_losses.append(logs["loss"])
         if "eval_loss" in logs:
@@ -102,3 +119,13 @@ class ProgressBar(TrainerCallback):
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                      **kwargs: Any) -> None:
         self.progress.stop()
+
+
+def tracking_callbacks(report_to: Sequence[str], run: RunPaths) -> list[TrainerCallback]:
+    """TensorBoard writes into `<out>/tensorboard/`; other trackers go through Trainer's report_to."""
+    if "tensorboard" not in report_to:
+        return []
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations.integration_utils import TensorBoardCallback
+
+    return [TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(run.root / "tensorboard")))]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from peft import LoraConfig, get_peft_model
 
@@ -11,12 +11,16 @@ if TYPE_CHECKING:
     from tunewright.modeling import CausalLM
 
 
-def prepare(model: CausalLM, config: MethodConfig) -> CausalLM:
-    peft_config = LoraConfig(
+def lora_config(config: MethodConfig, **extra: Any) -> LoraConfig:
+    return LoraConfig(
         r=config.r,
         lora_alpha=config.alpha,
         lora_dropout=config.dropout,
         target_modules=config.target_modules,
         task_type="CAUSAL_LM",
+        **extra,
     )
-    return get_peft_model(model, peft_config)
+
+
+def prepare(model: CausalLM, config: MethodConfig) -> CausalLM:
+    return get_peft_model(model, lora_config(config))
