@@ -1,27 +1,33 @@
-"""Check a dataset before a single step is trained: schema, labels, duplicates, length, size.
-
-Errors stop a run; warnings are reported. Exit codes of `data check`: 0 clean, 1 problems, 2 unusable.
-"""
+"""`data check`: run every dataset check and gather the findings. Errors stop a run; warnings are
+reported (and stop it too with `data.strict`). Each check lives in its own module; this one orders them."""
 
 from __future__ import annotations
 
-import string
-import unicodedata
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tunewright.chat import encode_example
 from tunewright.config import TaskConfig
+from tunewright.data.content import check_content
+from tunewright.data.duplicates import check_duplicates, input_clusters
 from tunewright.data.formats import Finding, read_examples
+from tunewright.data.labels import check_labels, normalise_label
+from tunewright.data.leakage import check_leakage
+from tunewright.data.lengths import check_lengths, token_lengths
+from tunewright.data.pii import find_pii
 from tunewright.records import Example
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+__all__ = ["CheckReport", "check_dataset", "normalise_label"]
+
 MIN_EXAMPLES_LORA = 100
+MIN_EXAMPLES_FULL = 10_000
+MAX_EXAMPLES_LORA = 1_000_000  # beyond this a full fine-tune usually repays its cost
 MIN_PER_LABEL = 5
+MAX_IMBALANCE = 20  # largest class / smallest class
 
 
 @dataclass
@@ -29,6 +35,7 @@ class CheckReport:
     path: str
     examples: list[Example]
     findings: list[Finding] = field(default_factory=list)
+    token_lengths: list[int] | None = None
 
     @property
     def errors(self) -> list[Finding]:
@@ -38,6 +45,10 @@ class CheckReport:
     def warnings(self) -> list[Finding]:
         return [f for f in self.findings if f.severity == "warning"]
 
+    def blocking(self, strict: bool) -> list[Finding]:
+        """What stops a run: errors, and warnings too when strict."""
+        return self.findings if strict else self.errors
+
     def to_json(self) -> dict[str, Any]:
         return {
             "path": self.path,
@@ -45,6 +56,7 @@ class CheckReport:
             "errors": len(self.errors),
             "warnings": len(self.warnings),
             "labels": dict(Counter(e.label for e in self.examples if e.label is not None)),
+            "codes": dict(Counter(f.code for f in self.findings)),
             "findings": [vars(f) for f in self.findings],
         }
 
@@ -54,8 +66,10 @@ def check_dataset(
     task: TaskConfig,
     tokenizer: PreTrainedTokenizerBase | None = None,
     max_seq_len: int | None = None,
+    method: str = "lora",
+    split_dir: Path | None = None,
 ) -> CheckReport:
-    """Read `path` and run every check; the tokenizer enables the length checks."""
+    """Read `path` and run every check; the tokenizer enables the length checks, `split_dir` leakage."""
     examples, findings = read_examples(path, task.label_regex)
     report = CheckReport(str(path), examples, findings)
     if not examples:
@@ -64,80 +78,61 @@ def check_dataset(
         return report
     if task.labels:
         report.findings.extend(check_labels(examples, task.labels))
-    report.findings.extend(check_duplicates(examples))
+    report.findings.extend(check_content(examples, _special_tokens(tokenizer)))
+    report.findings.extend(check_duplicates(examples, input_clusters(examples), labelled=bool(task.labels)))
+    report.findings.extend(check_pii(examples))
     if tokenizer is not None and max_seq_len is not None:
-        report.findings.extend(check_lengths(examples, tokenizer, task.system_prompt, max_seq_len))
-    report.findings.extend(check_size(path, examples, task.labels))
+        report.token_lengths = token_lengths(examples, tokenizer, task.system_prompt)
+        report.findings.extend(check_lengths(examples, report.token_lengths, tokenizer, task.system_prompt,
+                                             max_seq_len))
+    report.findings.extend(check_size(path, examples, task.labels, method))
+    if split_dir is not None:
+        report.findings.extend(check_leakage(split_dir, task.label_regex))
     return report
 
 
-def normalise_label(label: str) -> str:
-    """Case, punctuation, spacing and unicode form folded away: 'Fraud report.' == 'fraud  Report'."""
-    folded = unicodedata.normalize("NFKC", label).casefold()
-    folded = folded.translate(str.maketrans("", "", string.punctuation))
-    return " ".join(folded.split())
-
-
-def check_labels(examples: list[Example], labels: list[str]) -> list[Finding]:
-    known = {normalise_label(label): label for label in labels}
+def check_pii(examples: list[Example]) -> list[Finding]:
+    """One warning per turn holding personal data, naming the kinds found."""
+    turns = [(example, index) for example in examples for index in range(len(example.messages))]
+    kinds: dict[int, list[str]] = {}
+    for match in find_pii([example.messages[index].content for example, index in turns]):
+        kinds.setdefault(match.text_index, []).append(match.kind)
     findings = []
-    variants: dict[tuple[str, str], list[Example]] = defaultdict(list)
-    for example in examples:
-        if example.label is None:
-            findings.append(Finding("error", "no-label", "the answer carries no label the task regex finds",
-                                    example.source, "output"))
-        elif example.label not in labels:
-            canonical = known.get(normalise_label(example.label))
-            if canonical is None:
-                findings.append(Finding("error", "unknown-label", f"label {example.label!r} is not in "
-                                        f"task.labels {labels}", example.source, "output"))
-            else:
-                variants[(example.label, canonical)].append(example)
-    for (variant, canonical), rows in variants.items():
-        findings.append(Finding("error", "label-variant", f"{variant!r} x{len(rows)} is a variant of "
-                                f"{canonical!r}; rewrite it as {canonical!r}", rows[0].source, "output"))
+    for turn, found in sorted(kinds.items()):
+        example, index = turns[turn]
+        names = ", ".join(f"{kind} x{count}" if count > 1 else kind for kind, count in Counter(found).items())
+        findings.append(Finding("warning", "pii", f"personal data in the {example.messages[index].role} turn "
+                                f"({names}); redact with `data clean --redact-pii`", example.source,
+                                f"messages[{index}]"))
     return findings
 
 
-def check_duplicates(examples: list[Example]) -> list[Finding]:
+def check_size(path: Path, examples: list[Example], labels: list[str], method: str) -> list[Finding]:
+    """Dataset size against the method (a method name is a plain string: any but `full` is treated as
+    parameter-efficient) and class balance."""
     findings = []
-    seen: dict[tuple[str, ...], Example] = {}
-    answers: dict[tuple[str, ...], Example] = {}
-    for example in examples:
-        key = tuple(m.content for m in example.messages)
-        prompt_key = tuple(" ".join(m.content.split()).casefold() for m in example.prompt)
-        if key in seen:
-            findings.append(Finding("warning", "duplicate", f"same as {seen[key].source}", example.source))
-            continue
-        seen[key] = example
-        first = answers.setdefault(prompt_key, example)
-        if first is not example and first.label != example.label:
-            findings.append(Finding("error", "conflicting-labels", f"same input as {first.source} but "
-                                    f"label {example.label!r} vs {first.label!r}", example.source))
-    return findings
-
-
-def check_lengths(
-    examples: list[Example], tokenizer: PreTrainedTokenizerBase, system_prompt: str, max_seq_len: int
-) -> list[Finding]:
-    findings = []
-    for example in examples:
-        encoded = encode_example(tokenizer, example, system_prompt, max_seq_len)
-        if encoded.truncated:
-            findings.append(Finding("warning", "too-long", f"longer than training.max_seq_len={max_seq_len} "
-                                    "tokens: the answer is cut and its end-of-turn never learned",
-                                    example.source))
-    return findings
-
-
-def check_size(path: Path, examples: list[Example], labels: list[str]) -> list[Finding]:
-    findings = []
-    if len(examples) < MIN_EXAMPLES_LORA:
-        findings.append(Finding("warning", "too-few-examples", f"{len(examples)} examples; LoRA usually "
-                                f"needs at least {MIN_EXAMPLES_LORA}", str(path)))
+    minimum = MIN_EXAMPLES_FULL if method == "full" else MIN_EXAMPLES_LORA
+    if len(examples) < minimum:
+        findings.append(Finding("warning", "too-few-examples", f"{len(examples)} examples; {method} usually "
+                                f"needs at least {minimum}", str(path)))
+    if method != "full" and len(examples) > MAX_EXAMPLES_LORA:
+        findings.append(Finding("warning", "large-for-method", f"{len(examples):,} examples: with this much "
+                                f"data {method} likely leaves quality on the table; consider method full",
+                                str(path)))
     counts = Counter(e.label for e in examples)
     for label in labels:
         if counts[label] < MIN_PER_LABEL:
             findings.append(Finding("warning", "rare-label", f"label {label!r} has {counts[label]} examples; "
                                     f"aim for at least {MIN_PER_LABEL}", str(path)))
+    present = [counts[label] for label in labels if counts[label] >= MIN_PER_LABEL]
+    if len(present) >= 2 and max(present) > MAX_IMBALANCE * min(present):
+        findings.append(Finding("warning", "imbalanced", f"largest class has {max(present)} examples, smallest "
+                                f"{min(present)} (over {MAX_IMBALANCE}x); the model may learn to ignore the "
+                                "small ones", str(path)))
     return findings
+
+
+def _special_tokens(tokenizer: PreTrainedTokenizerBase | None) -> list[str]:
+    if tokenizer is None:
+        return []
+    return [token.content for token in tokenizer.added_tokens_decoder.values() if token.special]

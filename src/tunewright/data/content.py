@@ -1,0 +1,45 @@
+"""Suspicious content inside otherwise valid rows: refusal boilerplate in answers and chat-template
+special tokens pasted into any turn. One regex pass over all texts for each."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from tunewright.data.readers import Finding
+from tunewright.records import Example
+
+REFUSAL = re.compile(
+    r"(?i)\bas an ai(?: language)? model\b|\bas an ai assistant,? i\b|\bi(?:'m| am) (?:sorry|afraid),? but i "
+    r"(?:can(?:no|')t|am (?:not able|unable))\b|\bi cannot (?:fulfil|fulfill|comply with) (?:that|this|your) request"
+)
+# Control tokens of the common chat templates: pasted into content they fake or break turn boundaries.
+TEMPLATE_TOKENS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|begin_of_text|>",
+                   "<|start_header_id|>", "<|end_header_id|>", "<start_of_turn>", "<end_of_turn>", "[INST]",
+                   "[/INST]", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "</s>")
+
+
+def check_content(examples: list[Example], extra_tokens: Iterable[str] = ()) -> list[Finding]:
+    """Refusal boilerplate in answers (warning) and template special tokens in any turn (error)."""
+    tokens = sorted({*TEMPLATE_TOKENS, *(t for t in extra_tokens if len(t) > 2)}, key=len, reverse=True)
+    special = re.compile("|".join(re.escape(token) for token in tokens))
+    findings: list[Finding] = []
+    answers = "\n\x00".join(example.reference for example in examples)
+    if REFUSAL.search(answers):
+        for example in examples:
+            match = REFUSAL.search(example.reference)
+            if match:
+                findings.append(Finding("warning", "refusal", f"answer contains refusal boilerplate "
+                                        f"{match.group()!r}; the model would learn to refuse", example.source,
+                                        f"messages[{len(example.messages) - 1}]"))
+    everything = "\n\x00".join(m.content for example in examples for m in example.messages)
+    if special.search(everything):
+        for example in examples:
+            for index, message in enumerate(example.messages):
+                match = special.search(message.content)
+                if match:
+                    findings.append(Finding("error", "special-token", f"{message.role} turn contains the "
+                                            f"chat-template token {match.group()!r}; remove it (the template "
+                                            "adds its own)", example.source, f"messages[{index}]"))
+                    break
+    return findings

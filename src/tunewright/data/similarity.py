@@ -1,0 +1,143 @@
+"""Near-duplicate clusters of texts: datasketch MinHash signatures over word bigrams, computed for all
+rows at once with numpy, indexed in a datasketch MinHashLSH, candidates verified by estimated Jaccard."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from datasketch import MinHash, MinHashLSH
+
+NUM_PERM = 64
+THRESHOLD = 0.7  # estimated Jaccard of word-bigram sets at which two inputs count as near-duplicates
+# A bigram found in at least this share of rows (and in at least BOILERPLATE_MIN_ROWS) is boilerplate, such
+# as an instruction every alpaca row repeats; it would make every pair of rows look alike, so it is ignored.
+BOILERPLATE_SHARE = 0.05
+BOILERPLATE_MIN_ROWS = 20
+_SEED = 1
+_WORD = re.compile(r"\w+")
+_ROWS_PER_BLOCK = 4096  # rows hashed per numpy block, to bound memory
+
+
+@dataclass(frozen=True)
+class NearDuplicates:
+    """`cluster[i]` is the index of the first row (in input order) of row i's cluster; `similarity[i]`
+    is row i's estimated Jaccard with that row (1.0 for the first row itself)."""
+
+    cluster: list[int]
+    similarity: list[float]
+
+    def pairs(self) -> list[tuple[int, int, float]]:
+        """(row, first row of its cluster, similarity) for every row that is not first in its cluster."""
+        return [(row, first, self.similarity[row]) for row, first in enumerate(self.cluster) if first != row]
+
+
+def near_duplicates(texts: list[str], threshold: float = THRESHOLD) -> NearDuplicates:
+    """Cluster `texts` so that rows whose bigram sets are at least `threshold` alike share a cluster.
+
+    Banding follows datasketch's MinHashLSH: its `(b, r)` optimum, weighted 0.9 against false negatives
+    (a missed near-duplicate is what a check must not do). The buckets themselves are found with numpy in
+    one pass per band, because inserting 100k sketches one at a time into MinHashLSH cost ~10 s here.
+    """
+    if not texts:
+        return NearDuplicates([], [])
+    signatures = minhash_signatures(texts)
+    bands, rows_per_band = MinHashLSH(threshold=threshold, num_perm=NUM_PERM, weights=(0.1, 0.9)).b, \
+        MinHashLSH(threshold=threshold, num_perm=NUM_PERM, weights=(0.1, 0.9)).r
+    candidates = []
+    for band in range(bands):
+        keys = np.ascontiguousarray(signatures[:, band * rows_per_band:(band + 1) * rows_per_band])
+        _, first, inverse = np.unique(keys.view(f"V{4 * rows_per_band}").ravel(), return_index=True,
+                                      return_inverse=True)
+        anchor = first[inverse.ravel()]
+        shared = np.flatnonzero(anchor != np.arange(len(texts)))
+        candidates.append(np.stack([anchor[shared], shared], axis=1))
+    pairs = np.unique(np.concatenate(candidates), axis=0)
+    alike = (signatures[pairs[:, 0]] == signatures[pairs[:, 1]]).mean(axis=1) >= threshold
+    parent = list(range(len(texts)))
+    for left, right in pairs[alike].tolist():
+        _union(parent, left, right)
+    cluster = [_find(parent, row) for row in range(len(texts))]
+    similarity = [1.0 if first == row else _jaccard(signatures, first, row) for row, first in enumerate(cluster)]
+    return NearDuplicates(cluster, similarity)
+
+
+def minhash_signatures(texts: list[str]) -> np.ndarray:
+    """(rows, NUM_PERM) uint32 MinHash values with datasketch's affine32 permutations, all rows at once
+    (per-row `MinHash.update` calls would cost ~100x more at 100k rows)."""
+    shingles, row_of = _shingles(texts)
+    permutations = MinHash(num_perm=NUM_PERM, seed=_SEED).permutations
+    a, b = permutations[0].astype(np.uint32), permutations[1].astype(np.uint32)
+    signatures = np.empty((len(texts), NUM_PERM), dtype=np.uint32)
+    # Every row has at least one shingle, so the row starts are the rows, in order.
+    starts = np.flatnonzero(np.r_[True, row_of[1:] != row_of[:-1]])
+    bounds = np.r_[starts, len(row_of)]
+    for begin in range(0, len(starts), _ROWS_PER_BLOCK):
+        end = min(begin + _ROWS_PER_BLOCK, len(starts))
+        block = shingles[bounds[begin]:bounds[end], None] * a + b  # uint32 arithmetic wraps: affine32
+        signatures[begin:end] = np.minimum.reduceat(block, starts[begin:end] - bounds[begin], axis=0)
+    return signatures
+
+
+def normalise_text(text: str) -> str:
+    """Case, unicode width and punctuation folded away: the text near-duplicate checks compare."""
+    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
+
+
+def _shingles(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Unique word-bigram hashes of each text (boilerplate bigrams dropped) and the row each belongs to."""
+    words: list[str] = []
+    lengths = np.zeros(len(texts), dtype=np.int64)
+    for row, text in enumerate(texts):
+        row_words = _WORD.findall(text.lower() if text.isascii() else unicodedata.normalize("NFKC", text).casefold())
+        lengths[row] = len(row_words)
+        words.extend(row_words)
+    word_hash = {word: zlib.crc32(word.encode()) for word in dict.fromkeys(words)}
+    flat = list(map(word_hash.__getitem__, words))
+    hashes = np.array(flat, dtype=np.uint64)
+    row_of_word = np.repeat(np.arange(len(texts)), lengths)
+    same_row = row_of_word[1:] == row_of_word[:-1] if len(hashes) else np.array([], bool)
+    bigrams = (hashes[:-1] * np.uint64(0x9E3779B1) + hashes[1:] * np.uint64(0x85EBCA6B)) & np.uint64(0xFFFFFFFF)
+    shingles, rows = bigrams[same_row[: len(bigrams)]], row_of_word[:-1][same_row[: len(bigrams)]]
+    # A text of one word (or none) is its own single shingle, so it still has a signature.
+    short = np.flatnonzero(lengths < 2)
+    first_word = np.cumsum(lengths) - lengths
+    short_values = np.where(lengths[short] == 1, hashes[np.minimum(first_word[short], max(len(hashes) - 1, 0))]
+                            if len(hashes) else 0, 0).astype(np.uint64)
+    shingles, rows = np.concatenate([shingles, short_values]), np.concatenate([rows, short])
+    keys = np.unique((rows.astype(np.uint64) << np.uint64(32)) | shingles)
+    rows, shingles = (keys >> np.uint64(32)).astype(np.int64), (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    return _drop_boilerplate(shingles, rows, len(texts))
+
+
+def _drop_boilerplate(shingles: np.ndarray, rows: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    _, inverse, counts = np.unique(shingles, return_inverse=True, return_counts=True)
+    common = counts[inverse] >= max(BOILERPLATE_MIN_ROWS, BOILERPLATE_SHARE * n_rows)
+    if not common.any():
+        return shingles, rows
+    # Rows made only of boilerplate keep all their shingles, so they still match each other.
+    kept_rows = np.zeros(n_rows, dtype=bool)
+    kept_rows[rows[~common]] = True
+    keep = ~common | ~kept_rows[rows]
+    return shingles[keep], rows[keep]
+
+
+def _jaccard(signatures: np.ndarray, left: int, right: int) -> float:
+    return float(np.count_nonzero(signatures[left] == signatures[right])) / NUM_PERM
+
+
+def _find(parent: list[int], row: int) -> int:
+    while parent[row] != row:
+        parent[row] = parent[parent[row]]
+        row = parent[row]
+    return row
+
+
+def _union(parent: list[int], left: int, right: int) -> None:
+    # The smaller index becomes the root, so each cluster is named by its first row in input order.
+    root_left, root_right = _find(parent, left), _find(parent, right)
+    if root_left != root_right:
+        parent[max(root_left, root_right)] = min(root_left, root_right)
