@@ -1,23 +1,66 @@
-"""`train`: check and split the data, then train one run."""
+"""`train`: check and split the data, then train one run (resumable, optionally in several processes);
+`plan`: will a method fit, before anything is downloaded or trained."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import typer
+
 from tunewright.cli.common import OutOption, SetOption, announce, app, console
-from tunewright.config import load_config
-from tunewright.runs import new_run_dir
+from tunewright.config import Config, dump_config, load_config
+from tunewright.errors import TunewrightError
+from tunewright.runs import RunPaths, new_run_dir, read_json
 
 
 @app.command()
-def train(config: Path, out: Path | None = OutOption, overrides: list[str] = SetOption) -> None:
+def train(
+    config: Path,
+    out: Path | None = OutOption,
+    overrides: list[str] = SetOption,
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Train in N processes with torchrun (one per GPU, or N "
+                              "CPU processes over gloo)."),
+    prepare_only: bool = typer.Option(False, "--prepare-only", help="Check and split the data into --out, then "
+                                      "stop; start torchrun yourself with --resume (e.g. on several nodes)."),
+) -> None:
     """Check and split the data, then train; evaluate later with `tunewright eval RUN_DIR`."""
+    from tunewright import distributed
     from tunewright.pipeline import prepare_run
-    from tunewright.train import train_run
+    from tunewright.train import artifact_dir, train_run
 
     loaded = load_config(config, overrides)
-    run_paths = new_run_dir(out, loaded.task.name)
-    prepare_run(loaded, run_paths, announce)
-    result = train_run(loaded, run_paths)
-    console.print(f"adapter: {run_paths.adapter}  (steps {result.steps}, best val loss "
-                  f"{result.best_val_loss:.4f}{', stopped early' if result.stopped_early else ''})")
+    distributed.check_strategy(loaded)
+    if resume:
+        run_paths = _existing_run(out, loaded)
+    else:
+        run_paths = new_run_dir(out, loaded.task.name)
+        prepare_run(loaded, run_paths, announce)
+    if prepare_only:
+        console.print(f"prepared: {run_paths.root}")
+        return
+    if nproc > 1:
+        announce(f"training in {nproc} processes (torchrun)")
+        code = distributed.launch(config, run_paths.root, overrides, nproc)
+        if code != 0:
+            raise typer.Exit(code)
+    else:
+        train_run(loaded, run_paths, show_progress=distributed.rank() == 0, resume=resume)
+    if distributed.rank() == 0:
+        result = read_json(run_paths.training_result)
+        best = "-" if result["best_val_loss"] is None else f"{result['best_val_loss']:.4f}"
+        console.print(f"{result['method']}: {artifact_dir(loaded, run_paths)}  (steps {result['steps']}, best val "
+                      f"loss {best}{', stopped early' if result['stopped_early'] else ''})")
+
+
+def _existing_run(out: Path | None, config: Config) -> RunPaths:
+    if out is None:
+        raise TunewrightError("--resume needs --out RUN_DIR, the run to continue")
+    run = RunPaths(out)
+    if not run.config.is_file() or not run.split_file("train").is_file():
+        raise TunewrightError(f"{out}: no prepared run to resume (config.yaml and data/ missing); "
+                              "start it without --resume")
+    if run.config.read_text(encoding="utf-8") != dump_config(config):
+        raise TunewrightError(f"{run.config}: the config differs from the one this run started with; resume with "
+                              "the same config and --set overrides")
+    return run
