@@ -60,12 +60,11 @@ def test_lora_training_learns_and_saves_a_reloadable_adapter(tiny_project: Path,
 
 
 def test_training_refuses_when_every_label_is_masked(tiny_project: Path, tmp_path: Path) -> None:
-    config = load_config(tiny_project, ["training.max_seq_len=40"])
     run = RunPaths(tmp_path / "run")
-    prepare_run(config, run, announce=lambda message: None)
+    prepare_run(load_config(tiny_project), run, announce=lambda message: None)  # the data check passes
     # 40 tokens hold only the system prompt and input: no answer token survives truncation.
     with pytest.raises(DataError, match="every training label is masked"):
-        train_run(config, run, show_progress=False)
+        train_run(load_config(tiny_project, ["training.max_seq_len=40"]), run, show_progress=False)
 
 
 def test_pad_collator_masks_padding() -> None:
@@ -91,3 +90,33 @@ def test_split_files_round_trip(tmp_path: Path) -> None:
     example = Example("a", (Message("user", "hi"), Message("assistant", "yo")), "L", None, "f:1")
     write_jsonl(tmp_path / "x.jsonl", [example.to_json()])
     assert Example.from_json(read_jsonl(tmp_path / "x.jsonl")[0]) == example
+
+
+def test_tensorboard_events_precision_and_loss_plot(tiny_project: Path, tmp_path: Path) -> None:
+    config = load_config(tiny_project, ["training.max_steps=4", "training.eval_every=2",
+                                        "training.report_to=[tensorboard]", "training.precision=bf16"])
+    run = RunPaths(tmp_path / "run")
+    prepare_run(config, run, announce=lambda message: None)
+    result = train_run(config, run, show_progress=False)
+    events = list((run.root / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run.root / "tensorboard"))
+    accumulator.Reload()
+    assert "train/loss" in accumulator.Tags()["scalars"] and "eval/loss" in accumulator.Tags()["scalars"]
+    assert result.precision == "bf16"
+    from safetensors.torch import load_file
+
+    assert all(t.dtype == torch.float32 for t in load_file(run.adapter / "adapter_model.safetensors").values())
+    assert run.loss_plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_auto_precision_is_bf16_only_where_bf16_is_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tunewright.train as train
+
+    monkeypatch.setattr(train, "fast_bf16_available", lambda: False)
+    assert train.resolve_precision("auto") == "fp32"
+    monkeypatch.setattr(train, "fast_bf16_available", lambda: True)
+    assert train.resolve_precision("auto") == "bf16"
+    assert train.resolve_precision("fp32") == "fp32"

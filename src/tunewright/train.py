@@ -24,7 +24,8 @@ from tunewright.modeling import CausalLM, fast_bf16_available, load_tokenizer, r
 from tunewright.packing import PackCollator, PadCollator
 from tunewright.prefix_loss import PrefixSharingTrainer
 from tunewright.records import Example
-from tunewright.runs import ADAPTER_MANIFEST, RunPaths, atomic_dir, write_json
+from tunewright.report.plots import loss_curve_png, write_bytes
+from tunewright.runs import ADAPTER_MANIFEST, RunPaths, atomic_dir, read_jsonl, write_json
 from tunewright.training_log import MetricsLog, ProgressBar, tracking_callbacks
 
 __all__ = ["PadCollator", "TrainingResult", "artifact_dir", "train_run"]
@@ -123,6 +124,7 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True, resume:
     )
     if trainer.is_world_process_zero():
         write_json(run.training_result, asdict(result))
+        write_bytes(run.loss_plot, loss_curve_png(read_jsonl(run.metrics), best.best_step))
     return result
 
 
