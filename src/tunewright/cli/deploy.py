@@ -1,20 +1,31 @@
-"""`merge` and `serve`: from a trained run to a model and an OpenAI-compatible server."""
+"""`merge`, `export`, `serve`, `adapters add|list|remove` and `feedback export`: from a trained run to
+a merged model, a GGUF file or vLLM launch line, an OpenAI-compatible server, and the next dataset."""
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
 from tunewright.cli.common import app, console, err
-from tunewright.config import load_config
-from tunewright.runs import RunPaths, existing_run
+from tunewright.config import TaskConfig, load_config
+from tunewright.errors import TunewrightError
+from tunewright.runs import existing_run
+
+adapters_app = typer.Typer(help="Manage an adapter library: the adapters a server hosts.", no_args_is_help=True)
+feedback_app = typer.Typer(help="The feedback store: exchanges and ratings logged by the server.",
+                           no_args_is_help=True)
+app.add_typer(adapters_app, name="adapters")
+app.add_typer(feedback_app, name="feedback")
+LibraryOption = typer.Option(Path("adapters"), "--library", help="Adapter library directory.")
 
 
 @app.command()
 def merge(run_dir: Path, out: Path | None = typer.Option(None, "-o", "--out", help="Merged model directory.")) -> None:
-    """Merge a run's LoRA adapter into its base model (safetensors + tokenizer + chat template)."""
+    """Merge a run's adapter (LoRA, DoRA, IA3, QLoRA) into its base model: safetensors + tokenizer."""
     from tunewright.merge import merge_adapter
 
     run_paths = existing_run(run_dir)
@@ -23,31 +34,133 @@ def merge(run_dir: Path, out: Path | None = typer.Option(None, "-o", "--out", he
 
 
 @app.command()
+def export(
+    source: Path = typer.Argument(..., help="A run directory (gguf) or an adapter library (vllm)."),
+    format: str = typer.Option(..., "--format", help="gguf (llama.cpp / Ollama) or vllm (launch line + JSON)."),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Output file (default: beside the source)."),
+    base: str | None = typer.Option(None, help="vllm: the base model path or Hub id vLLM should load."),
+) -> None:
+    """Export a run as GGUF, or an adapter library as a vLLM launch line and JSON."""
+    from tunewright import export as exporter
+
+    if format == "gguf":
+        run_paths = existing_run(source)
+        path = exporter.export_gguf(load_config(run_paths.config), run_paths, out or run_paths.root / "model.gguf")
+        console.print(f"gguf: {path}")
+    elif format == "vllm":
+        plan = exporter.export_vllm(source, out or source / "vllm.json", base)
+        for warning in plan.warnings:
+            err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(plan.command, markup=False, highlight=False)
+        console.print(f"json: {plan.path}")
+    else:
+        raise TunewrightError(f"--format {format!r}: use gguf or vllm")
+
+
+@app.command()
 def serve(
     base: str = typer.Option("smollm2-135m-instruct", help="Base model name or local model directory."),
-    adapter: Path | None = typer.Option(None, help="A run directory or adapter directory to serve."),
-    name: str | None = typer.Option(None, help="Model name clients use for the adapter (default: task)."),
+    adapters: Path = typer.Option(Path("adapters"), help="Adapter library directory (see `adapters add`)."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    api_key: str | None = typer.Option(None, envvar="TUNEWRIGHT_API_KEY", help="Bearer key clients send."),
+    feedback_db: Path = typer.Option(Path("feedback.db"), help="SQLite feedback store every exchange goes to."),
+    redact_pii: bool = typer.Option(True, help="Redact emails, phones and card numbers before logging."),
+    max_loaded: int = typer.Option(8, help="Adapters kept in memory at once (least recently used leave)."),
     max_tokens: int = typer.Option(512, help="Largest max_tokens a request may ask for."),
+    max_prompt_tokens: int = typer.Option(2048, help="Longest prompt, in tokens, a request may send."),
+    max_batch: int = typer.Option(32, help="Most requests generated together in one batch."),
+    max_queue: int = typer.Option(256, help="Requests waiting or running before new ones get 429."),
 ) -> None:
-    """Serve the base model and an adapter through an OpenAI-compatible API."""
+    """Serve the base model and every adapter in the library through an OpenAI-compatible API.
+    Keys: TUNEWRIGHT_API_KEYS (comma-separated) for clients, TUNEWRIGHT_ADMIN_KEYS for /v1/admin."""
     import uvicorn
 
+    from tunewright.feedback.store import FeedbackStore
+    from tunewright.library import AdapterLibrary
     from tunewright.modeling import resolve_base_model
     from tunewright.serve.app import create_app
-    from tunewright.serve.engine import Engine, read_adapter
+    from tunewright.serve.completions import Limits
+    from tunewright.serve.engine import Engine
 
-    adapters = [read_adapter(name or _adapter_default_name(adapter), adapter)] if adapter else []
-    engine = Engine(base, resolve_base_model(base), adapters)
-    if api_key is None:
-        api_key = secrets.token_urlsafe(24)
-        err.print(f"no --api-key or TUNEWRIGHT_API_KEY given; this run's key is: {api_key}")
-    err.print(f"serving {', '.join(engine.model_names)} on http://{host}:{port}/v1")
-    uvicorn.run(create_app(engine, {api_key}, max_tokens), host=host, port=port, log_level="warning")
+    api_keys = _keys("TUNEWRIGHT_API_KEYS")
+    if not api_keys:
+        api_keys = {secrets.token_urlsafe(24)}
+        err.print(f"TUNEWRIGHT_API_KEYS is not set; this run's key is: {next(iter(api_keys))}")
+    base_name = base if not Path(base).exists() else Path(base).resolve().name
+    engine = Engine(base_name, resolve_base_model(base), AdapterLibrary(adapters), max_loaded)
+    limits = Limits(max_tokens=max_tokens, max_prompt_tokens=max_prompt_tokens, max_batch=max_batch,
+                    max_queue=max_queue)
+    store = FeedbackStore(feedback_db, redact_pii)
+    app_ = create_app(engine, api_keys, limits, store, _keys("TUNEWRIGHT_ADMIN_KEYS"))
+    err.print(f"serving {', '.join(engine.model_names())} on http://{host}:{port}/v1; feedback: {feedback_db}")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
-def _adapter_default_name(path: Path) -> str:
-    config_file = RunPaths(path).config
-    return load_config(config_file).task.name if config_file.is_file() else path.resolve().name
+@adapters_app.command("add")
+def adapters_add(
+    run_dir: Path = typer.Argument(..., help="A run directory (or an adapter directory) to register."),
+    name: str = typer.Option(..., "--name", help="Model name clients will use."),
+    library: Path = LibraryOption,
+    base: str | None = typer.Option(None, help="Base model it was trained on (default: from its manifest)."),
+) -> None:
+    """Copy a trained adapter into the library, with its base-model fingerprint and eval summary."""
+    from tunewright.library import AdapterLibrary, base_fingerprint, read_adapter_dir
+    from tunewright.modeling import resolve_base_model
+
+    entry = read_adapter_dir(run_dir, name)
+    base_model = base or entry.base_model
+    if not base_model:
+        raise TunewrightError(f"{run_dir}: the adapter names no base model; pass --base")
+    added = AdapterLibrary(library).add(run_dir, name, base_fingerprint(resolve_base_model(base_model)))
+    console.print(f"added {added.name} ({added.method}, base {added.base_fingerprint}) to {library}")
+
+
+@adapters_app.command("list")
+def adapters_list(library: Path = LibraryOption) -> None:
+    """The adapters in a library with their method, task, base fingerprint and eval decision."""
+    from tunewright.library import AdapterLibrary
+
+    table = Table(title=f"adapters in {library}")
+    for column in ("name", "method", "task", "rank", "base fingerprint", "decision"):
+        table.add_column(column)
+    for entry in AdapterLibrary(library).entries():
+        table.add_row(entry.name, entry.method, entry.task, str(entry.rank or "—"), entry.base_fingerprint or "—",
+                      str(entry.eval_summary.get("decision") or "—"))
+    console.print(table)
+    for problem in AdapterLibrary(library).problems():
+        err.print(f"not servable: {problem}", style="yellow", highlight=False, markup=False)
+
+
+@adapters_app.command("remove")
+def adapters_remove(name: str, library: Path = LibraryOption) -> None:
+    """Delete an adapter from the library (a running server stops offering it at once)."""
+    from tunewright.library import AdapterLibrary
+
+    AdapterLibrary(library).remove(name)
+    console.print(f"removed {name} from {library}")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    db: Path = typer.Option(..., "--db", help="The server's feedback store (SQLite)."),
+    out: Path = typer.Option(..., "-o", "--out", help="JSONL file to write (chat format)."),
+    min_rating: int | None = typer.Option(None, help="Also export answers rated at least this (no correction)."),
+    dedupe_against: Path | None = typer.Option(None, help="Existing dataset; rows whose input it has are dropped."),
+    config: Path | None = typer.Option(None, help="Project config; its task card drives label checks."),
+) -> None:
+    """Turn corrections (and well-rated answers) into new dataset rows, checked by `data check`."""
+    from tunewright.feedback.export import export_feedback
+    from tunewright.feedback.store import FeedbackStore
+
+    if not db.is_file():
+        raise TunewrightError(f"--db {db}: no such feedback store; `tunewright serve --feedback-db` writes it")
+    task = load_config(config).task if config else TaskConfig(name="feedback", system_prompt="")
+    result = export_feedback(FeedbackStore(db), out, task, min_rating, dedupe_against)
+    for warning in result.warnings:
+        err.print(warning, style="yellow", highlight=False, markup=False)
+    console.print(f"wrote {result.written} rows to {out}: {result.corrections} corrections, "
+                  f"{result.rated_answers} rated answers; {result.duplicates} already in the dataset")
+
+
+def _keys(variable: str) -> set[str]:
+    return {key.strip() for key in os.environ.get(variable, "").split(",") if key.strip()}

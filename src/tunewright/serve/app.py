@@ -1,54 +1,96 @@
-"""The FastAPI app factory: routes, API-key check and OpenAI-style errors. No module-level state."""
+"""The FastAPI app factory: routes, API keys, body-size limit, OpenAI-style errors, metrics, feedback and
+admin routes. Everything an app needs is built inside `create_app`; nothing lives at module level."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
-import uuid
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
+from tunewright.errors import ModelError
+from tunewright.feedback.store import FeedbackStore
+from tunewright.library import base_fingerprint, read_adapter_dir
+from tunewright.modeling import resolve_base_model
 from tunewright.records import Message
-from tunewright.serve.engine import Engine
+from tunewright.serve.completions import APIError, Limits, Server, complete
+from tunewright.serve.engine import Engine, check_servable
+from tunewright.serve.metrics import Metrics
+from tunewright.serve.scheduler import Scheduler
 from tunewright.serve.schemas import (
-    ChatChoice,
-    ChatCompletion,
     ChatCompletionRequest,
-    ChatMessage,
+    CompletionRequest,
+    FeedbackRequest,
     ModelCard,
     ModelList,
-    Usage,
+    RegisterAdapter,
     error_body,
 )
 
 
-class APIError(Exception):
-    def __init__(self, status: int, message: str, type_: str, param: str | None = None,
-                 code: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.body = status, error_body(message, type_, param, code)
-
-
-def create_app(engine: Engine, api_keys: set[str], max_tokens_limit: int = 512) -> FastAPI:
-    """An app serving `engine`; every route but /health needs `Authorization: Bearer <key>`."""
+def create_app(engine: Engine, api_keys: set[str], limits: Limits | None = None,
+               feedback: FeedbackStore | None = None, admin_keys: set[str] | None = None,
+               mixed: bool = True) -> FastAPI:
+    """An app serving `engine`. Every route but /health needs `Authorization: Bearer <key>` with one of
+    `api_keys`; /v1/admin/* needs one of `admin_keys` (admin routes are off without them)."""
     if not api_keys:
         raise ValueError("at least one API key is required")
-    app = FastAPI(title="tunewright", docs_url=None, redoc_url=None)
+    limits = limits or Limits()
+    scheduler = Scheduler(engine, limits.max_batch, limits.gather_ms, limits.max_queue, mixed)
+    server = Server(engine, scheduler, limits, Metrics(lambda: scheduler.depth), feedback)
     created = int(time.time())
 
-    def require_key(request: Request) -> None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not any(secrets.compare_digest(token, key) for key in api_keys):
-            raise APIError(401, "missing or invalid API key; send 'Authorization: Bearer <key>'",
-                           "authentication_error", code="invalid_api_key")
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        scheduler.start()
+        yield
+        await scheduler.stop()
+
+    app = FastAPI(title="tunewright", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.server = server
+
+    def keyed(keys: set[str], what: str) -> Callable[[Request], None]:
+        def check(request: Request) -> None:
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not any(secrets.compare_digest(token, key) for key in keys):
+                raise APIError(401, f"missing or invalid {what}; send 'Authorization: Bearer <key>'",
+                               "authentication_error", code="invalid_api_key")
+        return check
+
+    require_key = Depends(keyed(api_keys, "API key"))
+    require_admin = Depends(keyed(admin_keys or set(), "admin key"))
+
+    @app.middleware("http")
+    async def limit_and_count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length")
+        too_big = length is not None and (not length.isdigit() or int(length) > limits.max_body_bytes)
+        if length is None and request.method in {"POST", "PUT", "PATCH"}:
+            too_big = len(await request.body()) > limits.max_body_bytes
+        if too_big:
+            response: Response = JSONResponse(error_body(
+                f"request body above this server's limit of {limits.max_body_bytes} bytes",
+                "invalid_request_error", code="body_too_large"), 413)
+        else:
+            response = await call_next(request)
+        # label by route template ("/v1/admin/adapters/{name}") so label values stay few
+        route = getattr(request.scope.get("route"), "path", None)
+        if route is None:
+            route = request.url.path if request.url.path in {r.path for r in app.routes} else "unmatched"  # type: ignore[attr-defined]
+        server.metrics.observe_request(route, response.status_code)
+        return response
 
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
-        return JSONResponse(exc.body, status_code=exc.status)
+        return JSONResponse(error_body(exc.message, exc.type, exc.param, exc.code), exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -61,37 +103,64 @@ def create_app(engine: Engine, api_keys: set[str], max_tokens_limit: int = 512) 
         return JSONResponse(error_body(str(exc.detail), "invalid_request_error"), exc.status_code)
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "models": engine.model_names}
+    def health() -> dict[str, object]:
+        return {"status": "ok", "queue_depth": scheduler.depth}
 
-    @app.get("/v1/models", dependencies=[Depends(require_key)])
+    @app.get("/metrics", dependencies=[require_key])
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(server.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/models", dependencies=[require_key])
     def models() -> ModelList:
         cards = [ModelCard(id=engine.base_name, created=created)]
-        cards += [ModelCard(id=name, created=created, parent=engine.base_name) for name in engine.adapters]
+        cards += [ModelCard(id=entry.name, created=created, parent=engine.base_name, metadata=entry.card())
+                  for entry in engine.library.entries()]
         return ModelList(data=cards)
 
-    @app.post("/v1/chat/completions", dependencies=[Depends(require_key)])
-    def chat_completions(body: ChatCompletionRequest) -> ChatCompletion:
-        if body.model not in engine.model_names:
-            raise APIError(404, f"model {body.model!r} not found; GET /v1/models lists them",
-                           "invalid_request_error", "model", "model_not_found")
-        if body.stream:
-            raise APIError(400, "stream=true is not supported yet; send stream=false",
-                           "invalid_request_error", "stream")
-        max_tokens = body.max_tokens or max_tokens_limit
-        if max_tokens > max_tokens_limit:
-            raise APIError(400, f"max_tokens {max_tokens} is above this server's limit {max_tokens_limit}",
-                           "invalid_request_error", "max_tokens")
+    @app.post("/v1/chat/completions", dependencies=[require_key])
+    async def chat_completions(body: ChatCompletionRequest) -> Response:
         messages = [Message(m.role, m.content) for m in body.messages]
-        reply = engine.complete(body.model, messages, max_tokens)
-        return ChatCompletion(
-            id=f"chatcmpl-{uuid.uuid4().hex}",
-            created=int(time.time()),
-            model=body.model,
-            choices=[ChatChoice(index=0, message=ChatMessage(role="assistant", content=reply.text),
-                                finish_reason="stop" if reply.stopped else "length")],
-            usage=Usage(prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-                        total_tokens=reply.prompt_tokens + reply.completion_tokens),
-        )
+        return await complete(server, "chat", body.model, messages, None, body.max_tokens, body.stream)
+
+    @app.post("/v1/completions", dependencies=[require_key])
+    async def completions(body: CompletionRequest) -> Response:
+        return await complete(server, "text", body.model, [], body.prompt, body.max_tokens, body.stream)
+
+    @app.post("/v1/feedback", dependencies=[require_key])
+    async def add_feedback(body: FeedbackRequest) -> dict[str, object]:
+        if feedback is None:
+            raise APIError(400, "this server keeps no feedback store; start it with --feedback-db FILE")
+        if not await asyncio.to_thread(feedback.add_feedback, body.response_id, body.rating, body.correction):
+            raise APIError(404, f"no response with id {body.response_id!r}", param="response_id")
+        return {"object": "feedback", "response_id": body.response_id, "status": "recorded"}
+
+    @app.post("/v1/admin/adapters", dependencies=[require_admin], status_code=201)
+    async def register(body: RegisterAdapter) -> ModelCard:
+        try:
+            entry = await asyncio.to_thread(_register, engine, body.name, Path(body.path))
+        except ModelError as exc:
+            raise APIError(400, str(exc), param="name" if "name" in str(exc) else "path") from None
+        return ModelCard(id=entry, created=int(time.time()), parent=engine.base_name)
+
+    @app.delete("/v1/admin/adapters/{name}", dependencies=[require_admin])
+    async def unregister(name: str) -> dict[str, object]:
+        if name == engine.base_name or name not in engine.library:
+            raise APIError(404, f"adapter {name!r} is not registered", param="name", code="model_not_found")
+        await scheduler.call(engine.unload, name)  # on the engine's thread, between batches
+        engine.library.remove(name)
+        return {"id": name, "object": "model", "deleted": True}
 
     return app
+
+
+def _register(engine: Engine, name: str, source: Path) -> str:
+    """Add an adapter to the served library after checking it was trained on this server's base."""
+    if name == engine.base_name or name in engine.library:
+        raise ModelError(f"adapter name {name!r} is taken; unregister it first or pick another name")
+    entry = read_adapter_dir(source, name)
+    fingerprint = base_fingerprint(resolve_base_model(entry.base_model)) if entry.base_model else None
+    if fingerprint is None:
+        raise ModelError(f"{source}: the adapter names no base model (tunewright-adapter.json base_model)")
+    check_servable(replace(entry, base_fingerprint=fingerprint), engine.fingerprint)
+    engine.library.add(source, name, fingerprint)
+    return name

@@ -1,83 +1,196 @@
-"""The model behind the server: one base model in memory with its adapters attached by name.
-
-Requests run one at a time under a lock; the base model answers with every adapter disabled.
-"""
+"""The models behind the server: one base model with LoRA adapters attached by name on first use (an LRU
+keeps at most `max_loaded`), and a model copy per adapter whose kind cannot share the base's batches
+(IA3, prompt and prefix tuning). `run` touches models and is only ever called from the scheduler's one
+worker thread; `prompt` (tokenising, checks) runs on the request side."""
 
 from __future__ import annotations
 
-import json
-import re
+import hashlib
 import threading
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunewright.chat import with_system_prompt
-from tunewright.errors import ModelError
-from tunewright.evaluate.generate import Reply, generate_replies
-from tunewright.modeling import load_model, load_tokenizer
-from tunewright.records import Message
-from tunewright.runs import ADAPTER_MANIFEST
+import torch
 
-ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+from tunewright.chat import prompt_ids, stop_token_ids, with_system_prompt
+from tunewright.errors import ModelError
+from tunewright.library import AdapterEntry, AdapterLibrary
+from tunewright.modeling import CausalLM, load_model, load_tokenizer
+from tunewright.records import Message
+from tunewright.serve.decode import Row, TokenCallback, decode_rows
+
+BASE_ROW = "__base__"  # peft's name for "no adapter" in a mixed batch
+PROMPT_LEARNING = {"PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING", "MULTITASK_PROMPT_TUNING"}
+SERVABLE = {"LORA", "IA3", *PROMPT_LEARNING}
+
+
+class UnknownModel(ModelError):
+    """The request names a model that is neither the base nor a registered adapter."""
 
 
 @dataclass(frozen=True)
-class AdapterInfo:
-    name: str
-    path: Path
-    system_prompt: str
+class Prompt:
+    """One request as the engine runs it."""
+
+    model: str
+    entry: AdapterEntry | None  # None: the base model
+    prompt_ids: list[int]
+    max_new_tokens: int
+    stop_ids: frozenset[int]
+
+    @property
+    def batch_key(self) -> str:
+        """Prompts with the same key may share one batch: base and plain LoRA all share one."""
+        return "mixed" if self.entry is None or self.entry.mixable else f"solo:{self.model}"
 
 
-def validate_adapter_name(name: str) -> str:
-    if not ADAPTER_NAME.fullmatch(name) or ".." in name:
-        raise ModelError(f"adapter name {name!r}: use letters, digits, '.', '_' or '-' (max 64), no '..'")
-    return name
-
-
-def read_adapter(name: str, path: Path) -> AdapterInfo:
-    """An adapter directory (or a run directory holding `adapter/`) with safetensors weights."""
-    validate_adapter_name(name)
-    if (path / "adapter").is_dir():
-        path = path / "adapter"
-    if not (path / "adapter_model.safetensors").is_file():
-        raise ModelError(f"{path}: no adapter_model.safetensors; only safetensors adapters are served")
-    manifest_file = path / ADAPTER_MANIFEST
-    manifest: dict[str, Any] = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
-    return AdapterInfo(name, path.resolve(), str(manifest.get("system_prompt", "")))
+@dataclass
+class LoadedAdapter:
+    entry: AdapterEntry
+    peft_name: str
+    model: CausalLM | None  # its own model copy, or None when attached to the shared LoRA model
 
 
 class Engine:
-    def __init__(self, base_name: str, base_dir: Path, adapters: list[AdapterInfo]) -> None:
-        self.base_name = base_name
+    def __init__(self, base_name: str, base_dir: Path, library: AdapterLibrary, max_loaded: int = 8,
+                 device: str = "cpu") -> None:
+        from tunewright.library import base_fingerprint
+
+        self.base_name, self.base_dir, self.library, self.device = base_name, base_dir, library, device
+        self.max_loaded = max_loaded
+        self.fingerprint = base_fingerprint(base_dir)
         self.tokenizer = load_tokenizer(base_dir)
-        self.model: Any = load_model(base_dir)
-        self.adapters = {adapter.name: adapter for adapter in adapters}
-        if adapters:
-            from peft import PeftModel
+        self.pad_id = int(self.tokenizer.pad_token_id)
+        self.base: CausalLM = load_model(base_dir).to(device).eval()
+        self.lora_model: CausalLM | None = None  # the base wrapped by peft once a LoRA adapter loads
+        self.loaded: OrderedDict[str, LoadedAdapter] = OrderedDict()
+        self.loads = self.evictions = 0
+        self._tokenizers: dict[str, Any] = {}
+        self._tokenizer_lock = threading.Lock()
 
-            first, *rest = adapters
-            self.model = PeftModel.from_pretrained(self.model, first.path, adapter_name=first.name)
-            for adapter in rest:
-                self.model.load_adapter(adapter.path, adapter_name=adapter.name)
-        self.model.eval()
-        self.lock = threading.Lock()
-
-    @property
     def model_names(self) -> list[str]:
-        return [self.base_name, *self.adapters]
+        return [self.base_name, *self.library.names()]
 
-    def complete(self, model: str, messages: list[Message], max_tokens: int) -> Reply:
-        adapter = self.adapters.get(model)
-        chat = with_system_prompt(messages, adapter.system_prompt if adapter else "")
-        with self.lock:
-            if adapter is None:
-                return self._generate(chat, max_tokens, base=True)
-            self.model.set_adapter(adapter.name)
-            return self._generate(chat, max_tokens, base=False)
+    def entry(self, name: str) -> AdapterEntry | None:
+        """The adapter a request's `model` names (None for the base); refuses another base's adapter."""
+        if name == self.base_name:
+            return None
+        if name not in self.library:
+            raise UnknownModel(f"model {name!r} not found; GET /v1/models lists them")
+        entry = self.library.get(name)
+        check_servable(entry, self.fingerprint)
+        return entry
 
-    def _generate(self, chat: list[dict[str, str]], max_tokens: int, base: bool) -> Reply:
-        if base and self.adapters:
-            with self.model.disable_adapter():
-                return generate_replies(self.model, self.tokenizer, [chat], max_tokens, 1)[0]
-        return generate_replies(self.model, self.tokenizer, [chat], max_tokens, 1)[0]
+    def prompt(self, model: str, messages: Sequence[Message], max_new_tokens: int, raw: str | None = None) -> Prompt:
+        """Token ids for a chat (rendered with the adapter's own chat template and system prompt), or
+        for raw text (`/v1/completions`)."""
+        entry = self.entry(model)
+        tokenizer = self.tokenizer_for(entry)
+        if raw is not None:
+            ids = [int(i) for i in tokenizer(raw, add_special_tokens=False)["input_ids"]]
+        else:
+            ids = prompt_ids(tokenizer, with_system_prompt(messages, entry.system_prompt if entry else ""))
+        stops = entry.stop_token_ids if entry and entry.stop_token_ids else stop_token_ids(tokenizer)
+        return Prompt(model, entry, ids, max_new_tokens, frozenset(stops))
+
+    def run(self, prompts: list[Prompt], on_token: TokenCallback, mixed: bool = True) -> None:
+        """Generate for prompts that share a batch key. With `mixed`, base and LoRA rows share one forward
+        pass; without it (the naive way, for comparison) the batch's one adapter is made active."""
+        entries = {p.entry.name: p.entry for p in prompts if p.entry is not None}
+        loaded = {name: self._ensure_loaded(entry, pinned=set(entries)) for name, entry in entries.items()}
+        rows = [Row(p.prompt_ids, p.max_new_tokens, p.stop_ids,
+                    loaded[p.entry.name].peft_name if p.entry else BASE_ROW) for p in prompts]
+        solo = next(iter(loaded.values())) if loaded and prompts[0].batch_key != "mixed" else None
+        if solo is not None and solo.model is not None:
+            if solo.entry.peft_type in PROMPT_LEARNING:
+                return self._generate_all(solo.model, rows, on_token)
+            return decode_rows(solo.model, rows, self.pad_id, on_token, per_row_adapters=False)
+        if not loaded:
+            if self.lora_model is None:
+                return decode_rows(self.base, rows, self.pad_id, on_token, per_row_adapters=False)
+            with self.lora_model.disable_adapter():
+                return decode_rows(self.lora_model, rows, self.pad_id, on_token, per_row_adapters=False)
+        if mixed and solo is None:
+            return decode_rows(self.lora_model, rows, self.pad_id, on_token, per_row_adapters=True)
+        if self.lora_model is None or len({row.adapter for row in rows}) != 1:
+            raise ValueError("an unmixed batch must hold one adapter")
+        self.lora_model.set_adapter(rows[0].adapter)
+        return decode_rows(self.lora_model, rows, self.pad_id, on_token, per_row_adapters=False)
+
+    def _ensure_loaded(self, entry: AdapterEntry, pinned: set[str]) -> LoadedAdapter:
+        if entry.name in self.loaded:
+            self.loaded.move_to_end(entry.name)
+            return self.loaded[entry.name]
+        while len(self.loaded) >= self.max_loaded:
+            victim = next((name for name in self.loaded if name not in pinned), None)
+            if victim is None:
+                raise ModelError(f"more than max_loaded={self.max_loaded} adapters in one batch")
+            self._unload(self.loaded.pop(victim))
+        from peft import PeftModel
+
+        # peft adapter names become module keys: keep them free of '.' and clear of its own prefixes.
+        peft_name = "tw_" + hashlib.sha256(entry.name.encode()).hexdigest()[:12]
+        model: CausalLM | None = None
+        if entry.peft_type == "LORA":
+            if self.lora_model is None:
+                self.lora_model = PeftModel.from_pretrained(self.base, entry.path, adapter_name=peft_name)
+            else:
+                self.lora_model.load_adapter(entry.path, adapter_name=peft_name)
+            self.lora_model.eval()
+        else:
+            copy = load_model(self.base_dir).to(self.device)
+            model = PeftModel.from_pretrained(copy, entry.path, adapter_name=peft_name).eval()
+        self.loads += 1
+        self.loaded[entry.name] = LoadedAdapter(entry, peft_name, model)
+        return self.loaded[entry.name]
+
+    def unload(self, name: str) -> None:
+        if name in self.loaded:
+            self._unload(self.loaded.pop(name))
+
+    def _unload(self, adapter: LoadedAdapter) -> None:
+        self.evictions += 1
+        if adapter.model is None and self.lora_model is not None:
+            self.lora_model.delete_adapter(adapter.peft_name)
+        with self._tokenizer_lock:
+            self._tokenizers.pop(adapter.entry.name, None)
+
+    def tokenizer_for(self, entry: AdapterEntry | None) -> Any:
+        if entry is None or not (entry.path / "tokenizer_config.json").is_file():
+            return self.tokenizer
+        with self._tokenizer_lock:
+            if entry.name not in self._tokenizers:
+                self._tokenizers[entry.name] = load_tokenizer(entry.path)
+            return self._tokenizers[entry.name]
+
+    @torch.inference_mode()
+    def _generate_all(self, model: CausalLM, rows: list[Row], on_token: TokenCallback) -> None:
+        """Prompt and prefix tuning prepend learned states inside peft's own `generate`; their tokens are
+        handed on once the batch is done."""
+        width = max(len(row.prompt_ids) for row in rows)
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(input_ids)
+        for index, row in enumerate(rows):
+            input_ids[index, width - len(row.prompt_ids):] = torch.tensor(row.prompt_ids)
+            mask[index, width - len(row.prompt_ids):] = 1
+        stops = sorted(set().union(*(row.stop_ids for row in rows)))
+        output = model.generate(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
+                                max_new_tokens=max(row.max_new_tokens for row in rows), do_sample=False,
+                                eos_token_id=stops, pad_token_id=self.pad_id)
+        for index, row in enumerate(rows):
+            for count, token in enumerate(output[index, width:].tolist()[: row.max_new_tokens], start=1):
+                last = token in row.stop_ids or count == row.max_new_tokens
+                if not on_token(index, token, last) or last:
+                    break
+
+
+def check_servable(entry: AdapterEntry, fingerprint: str) -> None:
+    if entry.peft_type not in SERVABLE:
+        raise ModelError(f"adapter {entry.name!r}: peft_type {entry.peft_type or '?'} cannot be served "
+                         f"(served: {', '.join(sorted(SERVABLE))})")
+    if entry.base_fingerprint != fingerprint:
+        raise ModelError(f"adapter {entry.name!r} was trained on another base model (fingerprint "
+                         f"{entry.base_fingerprint} != {fingerprint}); serve it with its own base")

@@ -1,10 +1,19 @@
-"""Request and response bodies of the OpenAI-compatible API, and its error shape."""
+"""Request and response bodies of the OpenAI-compatible API (plus feedback and admin), and its error shape."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class Request(BaseModel):
+    # OpenAI clients send fields we do not act on (temperature, top_p, user, ...); accept them.
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(description="The base model's name or an adapter's name.")
+    max_tokens: int | None = Field(None, gt=0, description="Token budget; defaults to the server's limit.")
+    stream: bool = False
 
 
 class ChatMessage(BaseModel):
@@ -12,26 +21,24 @@ class ChatMessage(BaseModel):
     content: str
 
 
-class ChatCompletionRequest(BaseModel):
-    # OpenAI clients send fields we do not act on (temperature, top_p, user, ...); accept them.
-    model_config = ConfigDict(extra="allow")
-
-    model: str = Field(description="The base model's name or an adapter's name.")
+class ChatCompletionRequest(Request):
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, gt=0, description="Token budget; defaults to the server's limit.")
-    stream: bool = False
 
 
-class ChatChoice(BaseModel):
-    index: int
-    message: ChatMessage
-    finish_reason: Literal["stop", "length"]
+class CompletionRequest(Request):
+    prompt: str = Field(description="Raw text to continue; no chat template is applied.")
 
 
 class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: ChatMessage
+    finish_reason: Literal["stop", "length"]
 
 
 class ChatCompletion(BaseModel):
@@ -43,17 +50,48 @@ class ChatCompletion(BaseModel):
     usage: Usage
 
 
+class CompletionChoice(BaseModel):
+    index: int
+    text: str
+    finish_reason: Literal["stop", "length"]
+
+
+class Completion(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage
+
+
 class ModelCard(BaseModel):
     id: str
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "tunewright"
     parent: str | None = None
+    metadata: dict[str, Any] | None = None  # the adapter's manifest: method, task, eval summary
 
 
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    response_id: str = Field(description="The `id` of a completion this server returned.")
+    rating: int = Field(ge=-1, le=5, description="-1 (bad) .. 5 (excellent); 0 is neutral.")
+    correction: str | None = Field(None, min_length=1, description="The answer the model should have given.")
+
+
+class RegisterAdapter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Model name clients will use.")
+    path: str = Field(description="A run directory or adapter directory on the server's disk.")
 
 
 def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict[str, object]:

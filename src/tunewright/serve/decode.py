@@ -1,0 +1,65 @@
+"""The batched greedy step loop behind the server: left-padded prompts, one KV cache, per-row adapter
+selection for LoRA, per-row stop tokens and budgets, and a callback for every new token so replies can
+stream while their batch is still running. Finished rows leave the batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from tunewright.modeling import CausalLM
+
+
+@dataclass(frozen=True)
+class Row:
+    prompt_ids: list[int]
+    max_new_tokens: int
+    stop_ids: frozenset[int]
+    adapter: str  # peft adapter name, or "__base__" for the base model
+
+
+# on_token(row index, token id, is_last) -> keep going; False drops the row (the client went away)
+TokenCallback = Callable[[int, int, bool], bool]
+
+
+@torch.inference_mode()
+def decode_rows(model: CausalLM, rows: list[Row], pad_id: int, on_token: TokenCallback,
+                per_row_adapters: bool) -> None:
+    """Greedy-decode every row. With `per_row_adapters`, each row runs through its own LoRA adapter in
+    the same forward pass (peft's `adapter_names`); otherwise the model's active adapter answers."""
+    width = max(len(row.prompt_ids) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for index, row in enumerate(rows):
+        input_ids[index, width - len(row.prompt_ids):] = torch.tensor(row.prompt_ids)
+        attention_mask[index, width - len(row.prompt_ids):] = 1
+    device = model.device
+    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    live = list(range(len(rows)))  # indices into `rows` of the rows still in the batch
+    counts = [0] * len(rows)
+    cache = None
+    while live:
+        extra = {"adapter_names": [rows[i].adapter for i in live]} if per_row_adapters else {}
+        output = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+                       cache=cache, use_cache=True, logits_to_keep=1, **extra)
+        cache = output.cache
+        next_tokens = output.logits[:, -1].argmax(-1)
+        keep: list[int] = []
+        for slot, (index, token) in enumerate(zip(live, next_tokens.tolist(), strict=True)):
+            counts[index] += 1
+            last = token in rows[index].stop_ids or counts[index] >= rows[index].max_new_tokens
+            if on_token(index, token, last) and not last:
+                keep.append(slot)
+        if len(keep) < len(live):
+            if not keep:
+                break
+            kept = torch.tensor(keep, device=device)
+            cache.batch_select_indices(kept)
+            next_tokens, attention_mask, positions = next_tokens[kept], attention_mask[kept], positions[kept]
+            live = [live[slot] for slot in keep]
+        input_ids = next_tokens[:, None]
+        attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(live), 1))], dim=1)
+        positions = positions[:, -1:] + 1

@@ -1,0 +1,117 @@
+"""The batching scheduler: requests wait a few milliseconds to be gathered, then run together on one
+worker thread (base and LoRA rows in one forward pass), and each request receives its own tokens as the
+batch produces them. A bounded queue turns overload into a 429 instead of unbounded latency."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from tunewright.serve.engine import Engine, Prompt
+
+
+class QueueFull(Exception):
+    """More requests are waiting than the server accepts."""
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    token: int | None  # None with `error` set when the batch failed
+    last: bool
+    error: str | None = None
+
+
+@dataclass
+class Job:
+    prompt: Prompt
+    events: asyncio.Queue[TokenEvent] = field(default_factory=asyncio.Queue)
+    cancelled: bool = False
+
+
+class Scheduler:
+    def __init__(self, engine: Engine, max_batch: int = 32, gather_ms: float = 5.0, max_queue: int = 256,
+                 mixed: bool = True) -> None:
+        self.engine, self.max_batch, self.gather_s = engine, max_batch, gather_ms / 1000
+        self.max_queue, self.mixed = max_queue, mixed
+        self.waiting: deque[Job] = deque()
+        self.running = 0
+        self.batches = 0
+        self._wake = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunewright-engine")
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def depth(self) -> int:
+        return len(self.waiting) + self.running
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._executor.shutdown(wait=True)
+
+    async def call(self, function: Callable[[str], None], argument: str) -> None:
+        """Run `function` on the engine's thread, between batches (e.g. unloading an adapter)."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, function, argument)
+
+    def submit(self, prompt: Prompt) -> Job:
+        if self.depth >= self.max_queue:
+            raise QueueFull(f"{self.depth} requests in flight (limit {self.max_queue}); retry shortly")
+        job = Job(prompt)
+        self.waiting.append(job)
+        self._wake.set()
+        return job
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self.waiting:
+                self._wake.clear()
+                await self._wake.wait()
+                await asyncio.sleep(self.gather_s)  # let concurrent requests arrive and share the batch
+            batch = self._take_batch()
+            self.running = len(batch)
+            try:
+                await loop.run_in_executor(self._executor, self._run, loop, batch)
+            except Exception as exc:  # a failed batch fails its requests, never the server
+                for job in batch:
+                    job.events.put_nowait(TokenEvent(None, True, f"{type(exc).__name__}: {exc}"))
+            finally:
+                self.running = 0
+                self.batches += 1
+
+    def _take_batch(self) -> list[Job]:
+        """The oldest request and every waiting one that may share its batch, in arrival order. Without
+        mixing, a batch holds one model; each batch holds at most `max_loaded` adapters."""
+        first = self.waiting[0]
+        key = first.prompt.batch_key if self.mixed else first.prompt.model
+        adapters: set[str] = set()
+        batch: list[Job] = []
+        for job in list(self.waiting):
+            job_key = job.prompt.batch_key if self.mixed else job.prompt.model
+            name = job.prompt.model if job.prompt.entry is not None else None
+            fits = name is None or name in adapters or len(adapters) < self.engine.max_loaded
+            if job_key == key and fits and len(batch) < self.max_batch:
+                batch.append(job)
+                if name is not None:
+                    adapters.add(name)
+        for job in batch:
+            self.waiting.remove(job)
+        return [job for job in batch if not job.cancelled]
+
+    def _run(self, loop: asyncio.AbstractEventLoop, batch: list[Job]) -> None:
+        if not batch:
+            return
+
+        def on_token(index: int, token: int, last: bool) -> bool:
+            job = batch[index]
+            loop.call_soon_threadsafe(job.events.put_nowait, TokenEvent(token, last))
+            return not job.cancelled
+
+        self.engine.run([job.prompt for job in batch], on_token, mixed=self.mixed)

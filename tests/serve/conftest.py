@@ -1,0 +1,100 @@
+"""Serving fixtures: three LoRA adapters trained on the tiny model to give three different fixed replies,
+registered in an adapter library, and a real uvicorn server on a random 127.0.0.1 port."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+import uvicorn
+from fastapi import FastAPI
+from peft import LoraConfig, get_peft_model
+
+from tunewright.chat import prompt_ids, stop_token_ids
+from tunewright.library import AdapterLibrary, base_fingerprint
+from tunewright.modeling import load_model, load_tokenizer
+from tunewright.runs import ADAPTER_MANIFEST
+
+KEY = "test-key"
+ADMIN_KEY = "admin-key"
+# Each adapter memorises one reply for these questions; the base model answers with noise.
+REPLIES = {"access": "[Intent: Account Access]", "fraud": "[Intent: Fraud Report]",
+           "dispute": "[Intent: Transaction Dispute]"}
+QUESTIONS = ["I cannot log in to the app", "Someone used my card abroad", "I was charged twice",
+             "What are your opening hours", "My transfer did not arrive", "Please close my account"]
+
+
+def train_adapter(base_dir: Path, reply: str, out: Path, seed: int, steps: int = 12) -> Path:
+    """A LoRA adapter trained (plain torch, high learning rates) to answer `reply`. The output layer is
+    trained too (modules_to_save): the tiny model's logits are too flat to move through LoRA alone."""
+    tokenizer = load_tokenizer(base_dir)
+    torch.manual_seed(seed)
+    model = get_peft_model(load_model(base_dir), LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0,
+                                                           target_modules="all-linear", modules_to_save=["lm_head"]))
+    answer = tokenizer(reply, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    rows = [prompt_ids(tokenizer, [{"role": "user", "content": q}]) for q in QUESTIONS]
+    width = max(len(row) for row in rows) + len(answer)
+    input_ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+    labels = torch.full((len(rows), width), -100)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for index, row in enumerate(rows):
+        full = row + answer
+        input_ids[index, :len(full)] = torch.tensor(full)
+        labels[index, len(row):len(full)] = torch.tensor(answer)
+        mask[index, :len(full)] = 1
+    trained = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam([{"params": [p for name, p in trained if "lm_head" not in name]},
+                                  {"params": [p for name, p in trained if "lm_head" in name], "lr": 0.1}], lr=1e-2)
+    for _ in range(steps):
+        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    (out / ADAPTER_MANIFEST).write_text(json.dumps({
+        "base_model": str(base_dir), "method": "lora", "task": "memorise", "system_prompt": "",
+        "stop_token_ids": stop_token_ids(tokenizer), "final_loss": float(loss.detach())}))
+    return out
+
+
+@pytest.fixture(scope="session")
+def adapter_library(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("adapters")
+    library = AdapterLibrary(root / "library")
+    fingerprint = base_fingerprint(tiny_model_dir)
+    for seed, (name, reply) in enumerate(REPLIES.items()):
+        library.add(train_adapter(tiny_model_dir, reply, root / f"trained-{name}", seed), name, fingerprint)
+    return library.root
+
+
+@contextmanager
+def running(app: FastAPI) -> Iterator[str]:
+    """`app` under a real uvicorn server on 127.0.0.1; yields its base URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def serve_app() -> object:
+    """The `running(app)` context manager, for tests to start servers with."""
+    return running
