@@ -40,8 +40,8 @@ def check_duplicates(examples: list[Example], clusters: NearDuplicates, labelled
                                     "different answer; the model learns a mix of both", example.source))
     exact = {id(example) for example in seen.values()}
     inputs = {id(example) for example in by_input.values()}
-    for row, first, similarity in clusters.pairs():
-        example, anchor = examples[row], examples[first]
+    for row, first_row, similarity in clusters.pairs():
+        example, anchor = examples[row], examples[first_row]
         if id(example) not in exact or id(example) not in inputs:
             continue  # already reported as an exact duplicate or same-input row
         if labelled and example.label != anchor.label:

@@ -5,45 +5,157 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any
 
 from tunewright.chat import prompt_ids, with_system_prompt
 from tunewright.data.readers import Finding
+from tunewright.data.textscan import texts_containing
 from tunewright.records import Example
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+# GPT-2's pre-tokenizer pattern in Python `re` terms, exact on `_plain` text: \\p{L} is [^\\W\\d_], \\p{N} is \\d.
+_GPT2_PRETOKEN = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+")
+_PLAIN_ASCII = re.compile(r"[\t\n\r\x20-\x7e]*")
 _SENTINEL = "\ue000TW{}\ue001"  # private-use characters: no template or tokenizer treats them specially
+_SLOT = re.compile("\ue000TW(\\d+)\ue001")
 
 
 def token_lengths(examples: list[Example], tokenizer: PreTrainedTokenizerBase, system_prompt: str) -> list[int]:
     """Tokens of each whole conversation as training renders it (`apply_chat_template`, answer included).
 
-    Same result as tokenizing every rendered row, which is what `_verified` checks on a sample: a fast
-    tokenizer splits text at special tokens first and tokenizes the pieces between them independently,
-    so each distinct piece (the system turn every row shares, above all) is tokenized once.
+    Same result as tokenizing every rendered row, which `_verified` checks on a spread of rows: a fast
+    tokenizer splits text at special tokens first and tokenizes the pieces between them independently.
+    So the template is rendered once per sequence of roles with placeholders, pieces without content (the
+    shared system turn, headers) are counted once, and each distinct piece with content is counted once.
     """
     chats = [with_system_prompt(example.messages, system_prompt) for example in examples]
-    texts = _render(tokenizer, chats)
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
-        return [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts]
+        return [_exact_length(tokenizer, chat) for chat in chats]
     specials = sorted((t.content for t in tokenizer.added_tokens_decoder.values()), key=len, reverse=True)
     splitter = re.compile("(" + "|".join(re.escape(token) for token in specials) + ")") if specials else None
-    split_rows = [splitter.split(text) if splitter else [text] for text in texts]
-    pieces = {piece for row in split_rows for piece in row[::2] if piece}
-    counts = dict.fromkeys(specials, 1)
-    with _parallel_tokenizers():
-        encoded = backend.encode_batch(list(pieces), add_special_tokens=False)
-    counts.update(zip(pieces, (len(encoding.ids) for encoding in encoded), strict=True))
+    # Content holding a special token is split there by the tokenizer too: those rows are counted exactly.
+    contents = [m["content"] for chat in chats for m in chat]
+    starts = list(accumulate((len(chat) for chat in chats), initial=0))
+    slow_turns = texts_containing(contents, specials)
+    slow = {bisect_right(starts, turn) - 1 for turn in slow_turns}
+    row_pieces: list[list[str]] = [[] for _ in chats]
+    fixed = [0] * len(chats)
+    constant_pieces: dict[tuple[str, ...], list[str]] = {}
+    for roles, indices in _by_roles(chats).items():
+        parts = _skeleton_parts(tokenizer, roles, splitter)
+        if parts is None or not _substitution_exact(tokenizer, chats[indices[0]], parts):
+            slow.update(indices)
+            continue
+        constant_pieces[roles] = [part for part in parts if _SLOT.search(part) is None]
+        variable = [part for part in parts if _SLOT.search(part) is not None]
+        for index in indices:
+            row_pieces[index] = [_fill(part, chats[index]) for part in variable]
+    pieces = {piece for rows in (row_pieces, constant_pieces.values()) for row in rows for piece in row}
+    counts = _piece_counts(backend, [piece for piece in pieces if piece and piece not in specials])
+    counts.update(dict.fromkeys(specials, 1))
     counts[""] = 0
     get = counts.__getitem__
-    lengths = [sum(map(get, row)) for row in split_rows]
+    for roles, indices in _by_roles(chats).items():
+        if roles in constant_pieces:
+            constant = sum(map(get, constant_pieces[roles]))
+            for index in indices:
+                fixed[index] = constant
+    lengths = [fixed[index] + sum(map(get, pieces)) for index, pieces in enumerate(row_pieces)]
+    for index in slow:
+        lengths[index] = _exact_length(tokenizer, chats[index])
     return _verified(tokenizer, chats, lengths)
+
+
+def _by_roles(chats: list[list[dict[str, str]]]) -> dict[tuple[str, ...], list[int]]:
+    by_roles: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for index, chat in enumerate(chats):
+        by_roles[tuple(m["role"] for m in chat)].append(index)
+    return by_roles
+
+
+def _skeleton_parts(tokenizer: PreTrainedTokenizerBase, roles: tuple[str, ...],
+                    splitter: re.Pattern[str] | None) -> list[str] | None:
+    """The template rendered on placeholder contents, split at special tokens (kept as their own parts).
+    None when a placeholder goes missing or appears twice (a template that drops or repeats content)."""
+    skeleton = [{"role": role, "content": _SENTINEL.format(i)} for i, role in enumerate(roles)]
+    rendered = str(tokenizer.apply_chat_template(skeleton, tokenize=False))
+    if sorted(int(n) for n in _SLOT.findall(rendered)) != list(range(len(roles))):
+        return None
+    return splitter.split(rendered) if splitter else [rendered]
+
+
+def _fill(part: str, chat: list[dict[str, str]]) -> str:
+    return _SLOT.sub(lambda match: chat[int(match.group(1))]["content"], part)
+
+
+def _substitution_exact(tokenizer: PreTrainedTokenizerBase, chat: list[dict[str, str]], parts: list[str]) -> bool:
+    """Whether substituting contents into the skeleton renders what the template renders (a template
+    that trims or escapes content does not)."""
+    substituted = "".join(_fill(part, chat) for part in parts)
+    return substituted == str(tokenizer.apply_chat_template(chat, tokenize=False))
+
+
+def _piece_counts(backend: Any, pieces: list[str]) -> dict[str, int]:
+    """Tokens of each piece of text between special tokens. For GPT-2-style byte-level BPE (SmolLM2,
+    GPT-2, StarCoder, ...) the pre-tokenizer's regex is re-run here and each distinct word is tokenized once
+    (a sentence costs dict look-ups, ~10x faster than the tokenizer here); other pieces go to the tokenizer."""
+    counts: dict[str, int] = {}
+    rest = pieces
+    if _gpt2_byte_level(backend):
+        words = _WordTokens(backend)
+        get, split = words.__getitem__, _GPT2_PRETOKEN.findall
+        rest = []
+        for piece in pieces:
+            if _plain(piece):
+                counts[piece] = sum(map(get, split(piece)))
+            else:
+                rest.append(piece)
+    with _parallel_tokenizers():
+        encoded = backend.encode_batch(rest, add_special_tokens=False)
+    counts.update(zip(rest, (len(encoding.ids) for encoding in encoded), strict=True))
+    return counts
+
+
+class _WordTokens(dict[str, int]):
+    """word -> its token count, tokenized on first sight (one call per distinct word measured faster
+    here than collecting new words for a batch)."""
+
+    def __init__(self, backend: Any) -> None:
+        super().__init__()
+        self.backend = backend
+
+    def __missing__(self, word: str) -> int:
+        count = self[word] = len(self.backend.encode(word, add_special_tokens=False).ids)
+        return count
+
+
+def _gpt2_byte_level(backend: Any) -> bool:
+    pre = backend.pre_tokenizer
+    return (backend.normalizer is None and type(pre).__name__ == "ByteLevel" and bool(pre.use_regex)
+            and not pre.add_prefix_space and type(backend.model).__name__ == "BPE")
+
+
+def _plain(piece: str) -> bool:
+    """Python's `re` classes agree with the GPT-2 regex's \\p{L}, \\p{N}, \\s on this piece: printable ASCII,
+    tab and newlines, and non-ASCII letters, punctuation and symbols (no other digits, marks or spaces)."""
+    if _PLAIN_ASCII.fullmatch(piece):
+        return True
+    return all(_plain_char(c) for c in set(piece) if not ("\x20" <= c <= "\x7e" or c in "\t\n\r"))
+
+
+@lru_cache(maxsize=4096)
+def _plain_char(char: str) -> bool:
+    return unicodedata.category(char)[0] in "LPS"
 
 
 def check_lengths(examples: list[Example], lengths: list[int], tokenizer: PreTrainedTokenizerBase,
@@ -68,28 +180,6 @@ def check_lengths(examples: list[Example], lengths: list[int], tokenizer: PreTra
     return findings
 
 
-def _render(tokenizer: PreTrainedTokenizerBase, chats: list[list[dict[str, str]]]) -> list[str]:
-    """Each chat rendered by the template. The template runs once per sequence of roles, on sentinels,
-    and real contents are substituted, unless the template changes contents (then it runs per row)."""
-    by_roles: dict[tuple[str, ...], list[int]] = defaultdict(list)
-    for index, chat in enumerate(chats):
-        by_roles[tuple(m["role"] for m in chat)].append(index)
-    texts = [""] * len(chats)
-    for roles, indices in by_roles.items():
-        skeleton = [{"role": role, "content": _SENTINEL.format(i)} for i, role in enumerate(roles)]
-        rendered = str(tokenizer.apply_chat_template(skeleton, tokenize=False))
-        parts = re.split("\ue000TW\\d+\ue001", rendered)
-        order = [int(n) for n in re.findall("\ue000TW(\\d+)\ue001", rendered)]
-        for index in indices:
-            contents = [chats[index][n]["content"] for n in order]
-            texts[index] = parts[0] + "".join(c + p for c, p in zip(contents, parts[1:], strict=True))
-        sample = chats[indices[0]]
-        if str(tokenizer.apply_chat_template(sample, tokenize=False)) != texts[indices[0]]:
-            for index in indices:
-                texts[index] = str(tokenizer.apply_chat_template(chats[index], tokenize=False))
-    return texts
-
-
 def _verified(tokenizer: PreTrainedTokenizerBase, chats: list[list[dict[str, str]]], lengths: list[int]) -> list[int]:
     """The fast lengths if they match the template's own tokenization on a spread of rows, else the slow
     exact lengths of every row (a tokenizer whose special tokens strip neighbouring spaces, say)."""
@@ -100,7 +190,7 @@ def _verified(tokenizer: PreTrainedTokenizerBase, chats: list[list[dict[str, str
 
 
 def _exact_length(tokenizer: PreTrainedTokenizerBase, chat: list[dict[str, str]]) -> int:
-    rendered = tokenizer.apply_chat_template(chat, tokenize=True)
+    rendered: Any = tokenizer.apply_chat_template(chat, tokenize=True)
     return len(rendered["input_ids"] if hasattr(rendered, "keys") else rendered)
 
 

@@ -20,6 +20,11 @@ _PATTERN = re.compile(
     r"|(?<![\w+])\+\d{9,14}\b|(?<!\w)0\d{9,10}\b)"
 )
 
+# Besides an '@', every kind of match holds a run of 8+ digit-ish characters or the compact UK NI shape;
+# starting with \d lets the regex engine skip to digits (one alternation with '@' scanned 5x slower).
+_CANDIDATE = re.compile(r"\d(?:[\d ().-]{6,}\d|\d{5}[A-D])")
+_WINDOW = 100  # characters scanned on each side of a candidate
+
 
 @dataclass(frozen=True)
 class PiiMatch:
@@ -38,13 +43,32 @@ def find_pii(texts: list[str]) -> list[PiiMatch]:
         starts.append(offset)
         offset += len(text) + len(separator)
     found = []
-    for match in _PATTERN.finditer(joined):
-        kind = match.lastgroup
-        assert kind is not None
-        if _valid(kind, match.group()):
-            index = bisect_right(starts, match.start()) - 1
-            found.append(PiiMatch(index, kind, match.start() - starts[index], match.end() - starts[index]))
+    for window_start, window_end in _candidate_windows(joined):
+        for match in _PATTERN.finditer(joined, window_start, window_end):
+            kind = match.lastgroup
+            assert kind is not None
+            if _valid(kind, match.group()):
+                index = bisect_right(starts, match.start()) - 1
+                found.append(PiiMatch(index, kind, match.start() - starts[index], match.end() - starts[index]))
     return found
+
+
+def _candidate_windows(joined: str) -> list[tuple[int, int]]:
+    """Merged spans around every '@' and every long digit run: the full pattern scans ~8 MB/s, and
+    only these places can hold a match, so it runs only there."""
+    spans = [(match.start(), match.end()) for match in _CANDIDATE.finditer(joined)]
+    position = joined.find("@")
+    while position != -1:
+        spans.append((position, position + 1))
+        position = joined.find("@", position + 1)
+    windows: list[tuple[int, int]] = []
+    for span_start, span_end in sorted(spans):
+        start, end = max(0, span_start - _WINDOW), span_end + _WINDOW
+        if windows and start <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], max(end, windows[-1][1]))
+        else:
+            windows.append((start, end))
+    return windows
 
 
 def redact(text: str) -> tuple[str, list[str]]:

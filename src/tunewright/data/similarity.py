@@ -108,14 +108,19 @@ def _shingles(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     short_values = np.where(lengths[short] == 1, hashes[np.minimum(first_word[short], max(len(hashes) - 1, 0))]
                             if len(hashes) else 0, 0).astype(np.uint64)
     shingles, rows = np.concatenate([shingles, short_values]), np.concatenate([rows, short])
-    keys = np.unique((rows.astype(np.uint64) << np.uint64(32)) | shingles)
+    keys = np.sort((rows.astype(np.uint64) << np.uint64(32)) | shingles)
+    keys = keys[np.r_[True, keys[1:] != keys[:-1]]]  # sort-based unique: numpy's hashing one is slower here
     rows, shingles = (keys >> np.uint64(32)).astype(np.int64), (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)
     return _drop_boilerplate(shingles, rows, len(texts))
 
 
 def _drop_boilerplate(shingles: np.ndarray, rows: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    _, inverse, counts = np.unique(shingles, return_inverse=True, return_counts=True)
-    common = counts[inverse] >= max(BOILERPLATE_MIN_ROWS, BOILERPLATE_SHARE * n_rows)
+    order = np.argsort(shingles, kind="stable")
+    ordered = shingles[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    sizes = np.diff(np.r_[starts, len(ordered)])
+    common = np.empty(len(shingles), dtype=bool)
+    common[order] = np.repeat(sizes, sizes) >= max(BOILERPLATE_MIN_ROWS, BOILERPLATE_SHARE * n_rows)
     if not common.any():
         return shingles, rows
     # Rows made only of boilerplate keep all their shingles, so they still match each other.

@@ -1,5 +1,5 @@
-"""Deterministic train/val/test splits: each row's split depends only on its content hash (or its
-group) and the seed, so adding rows never moves existing ones, and a group never straddles splits."""
+"""Deterministic train/val/test splits, stratified by label, grouped by `group` and near-duplicate
+cluster, where each row's split depends only on its content (or group) hash and the seed."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunewright.config import SplitConfig
+from tunewright.data.duplicates import input_clusters
+from tunewright.data.similarity import NearDuplicates
 from tunewright.records import Example, content_hash
 
 SPLITS = ("train", "val", "test")
@@ -19,6 +21,7 @@ class Splits:
     train: list[Example]
     val: list[Example]
     test: list[Example]
+    units: int = 0  # groups of rows that move together (a `group` value, a near-duplicate cluster, a row)
 
     def by_name(self) -> dict[str, list[Example]]:
         return {"train": self.train, "val": self.val, "test": self.test}
@@ -27,6 +30,7 @@ class Splits:
         return {
             "seed": seed,
             "fractions": {"train": fractions.train, "val": fractions.val, "test": fractions.test},
+            "units": self.units,
             "splits": {
                 name: {
                     "rows": len(rows),
@@ -39,21 +43,66 @@ class Splits:
         }
 
 
-def split_position(example: Example, seed: int) -> float:
-    """A number in [0, 1) fixed by the row's group (or content) and the seed."""
-    key = example.group or content_hash(example.messages)
-    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+def build_splits(examples: list[Example], config: SplitConfig, clusters: NearDuplicates | None = None) -> Splits:
+    """Assign every row by its unit's position in [0, 1): train below `config.train`, then val, then test.
 
-
-def build_splits(examples: list[Example], config: SplitConfig) -> Splits:
+    The trade-off, chosen on purpose: a row's position depends only on the seed, its label stratum and its
+    unit key (the `group` value, else the content hash of the first row of its near-duplicate cluster), so
+    appending rows never moves an existing one and a unit never straddles splits. The price is that the
+    per-label fractions are met in expectation, not exactly: a stratum of n units lands within about
+    sqrt(n * f * (1 - f)) units of its share f. Exact per-label quotas would need ranks within each stratum,
+    and one appended row would then shift a boundary row of its label into another split. The manifest
+    records the real per-label counts. The one way an append moves rows: a new row that near-duplicates two
+    existing clusters joins them, and the later cluster follows the earlier one.
+    """
+    clusters = clusters if clusters is not None else input_clusters(examples)
+    anchor = _units(examples, clusters)
+    group_keys: dict[int, str] = {}
+    for row, example in enumerate(examples):
+        if example.group:
+            group_keys.setdefault(anchor[row], f"group:{example.group}")
+    keys = {first: group_keys.get(first) or content_hash(examples[first].messages) for first in set(anchor)}
     assigned: dict[str, list[Example]] = {name: [] for name in SPLITS}
-    for example in examples:
-        position = split_position(example, config.seed)
+    for row, example in enumerate(examples):
+        first = anchor[row]
+        position = unit_position(keys[first], examples[first].label, config.seed)
         if position < config.train:
             assigned["train"].append(example)
         elif position < config.train + config.val:
             assigned["val"].append(example)
         else:
             assigned["test"].append(example)
-    return Splits(**assigned)
+    return Splits(**assigned, units=len(keys))
+
+
+def unit_position(key: str, stratum: str | None, seed: int) -> float:
+    """A number in [0, 1) fixed by the unit key, its label stratum and the seed."""
+    digest = hashlib.sha256(f"{seed}:{stratum}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_position(example: Example, seed: int) -> float:
+    """One row's own position in [0, 1) (its group, else its content, and its label), without clusters."""
+    key = f"group:{example.group}" if example.group else content_hash(example.messages)
+    return unit_position(key, example.label, seed)
+
+
+def _units(examples: list[Example], clusters: NearDuplicates) -> list[int]:
+    """For each row, the first row (in input order) of the unit it moves with: rows sharing a `group`
+    value and rows of one near-duplicate cluster are one unit."""
+    parent = list(clusters.cluster)
+    first_of_group: dict[str, int] = {}
+    for row, example in enumerate(examples):
+        if example.group:
+            other = first_of_group.setdefault(example.group, row)
+            left, right = _find(parent, other), _find(parent, row)
+            if left != right:
+                parent[max(left, right)] = min(left, right)
+    return [_find(parent, row) for row in range(len(examples))]
+
+
+def _find(parent: list[int], row: int) -> int:
+    while parent[row] != row:
+        parent[row] = parent[parent[row]]
+        row = parent[row]
+    return row
