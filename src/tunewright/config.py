@@ -84,6 +84,8 @@ class SplitConfig(Section):
 class DataConfig(Section):
     path: Path = Field(description="Dataset file (JSONL), relative to the config file.")
     split: SplitConfig = Field(default_factory=SplitConfig, description="How rows are split.")
+    strict: bool = Field(False, description="Data warnings (near-duplicates, personal data, rows that truncation "
+                         "cuts, ...) stop a run too, not only errors.")
 
 
 class ModelConfig(Section):

@@ -4,6 +4,7 @@ adapter, decide, report. Each stage reads and writes files in the run directory.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,13 @@ def prepare_run(config: Config, run: RunPaths, announce: Announce) -> CheckRepor
     write_text(run.config, dump_config(config))
     announce(f"checking {config.data.path}")
     tokenizer = load_tokenizer(resolve_base_model(config.model.base))
-    report = check_dataset(config.data.path, config.task, tokenizer, config.training.max_seq_len)
+    report = check_dataset(config.data.path, config.task, tokenizer, config.training.max_seq_len,
+                           method=config.method.name)
     write_json(run.data_report, report.to_json())
-    if report.errors:
-        first = report.errors[0].line()
-        raise DataError(f"{len(report.errors)} data error(s), first: {first} "
+    if blocking := report.blocking(config.data.strict):
+        codes = ", ".join(f"{code} x{count}" for code, count in Counter(f.code for f in blocking).items())
+        kind = "error(s) and warning(s) (data.strict)" if config.data.strict else "error(s)"
+        raise DataError(f"{len(blocking)} data {kind} ({codes}), first: {blocking[0].line()} "
                         f"(run `tunewright data check {config.data.path}` for all)")
     splits = build_splits(report.examples, config.data.split)
     for name, rows in splits.by_name().items():
