@@ -56,7 +56,8 @@ def test_pii_is_redacted_before_it_is_stored(tmp_path: Path) -> None:
 
 def test_export_corrections_and_rated_answers(tmp_path: Path) -> None:
     store = FeedbackStore(tmp_path / "fb.db")
-    rows = [("Someone used my card", "[Intent: Account Access] Hi"), ("I forgot my password", "[Intent: Account Access] Ok"),
+    rows = [("Someone used my card", "[Intent: Account Access] Hi"),
+            ("I forgot my password", "[Intent: Account Access] Ok"),
             ("Is my card stolen?", "[Intent: Fraud Report] Sorry"), ("Already in data", "[Intent: Fraud Report] x"),
             ("Not rated", "[Intent: Fraud Report] y")]
     for number, (question, answer) in enumerate(rows):
