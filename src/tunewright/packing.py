@@ -3,6 +3,8 @@ the batch) or one packed row per batch with per-example position ids and no padd
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 from tunewright.chat import IGNORE_INDEX
@@ -65,3 +67,35 @@ class PackCollator:
         if self.label_weight != 1.0:
             batch["weights"] = torch.tensor([weights])
         return batch
+
+
+class LengthGroupedOrder(torch.utils.data.Sampler[int]):
+    """The order examples are drawn in: each epoch a seeded shuffle, cut into groups of 50 global
+    batches, each group sorted longest first (so a batch holds similar lengths and little padding),
+    then the group's batches shuffled. It depends only on the seed, the epoch and the global batch, so
+    one process and N processes (each taking every N-th per-process batch) see the same examples per
+    step, and a resumed run sees the same order as an uninterrupted one."""
+
+    def __init__(self, lengths: list[int], global_batch: int, seed: int) -> None:
+        self.lengths = lengths
+        self.global_batch = global_batch
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        group = 50 * self.global_batch
+        result: list[int] = []
+        for start in range(0, len(order), group):
+            ranked = sorted(order[start:start + group], key=lambda index: -self.lengths[index])
+            batches = [ranked[i:i + self.global_batch] for i in range(0, len(ranked), self.global_batch)]
+            for position in torch.randperm(len(batches), generator=generator).tolist():
+                result += batches[position]
+        return iter(result)

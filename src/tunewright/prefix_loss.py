@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from transformers import Trainer
 
 from tunewright.chat import IGNORE_INDEX
+from tunewright.packing import LengthGroupedOrder
 
 
 def shared_prefix_loss(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -72,11 +73,17 @@ def _weighted_mean(logits: torch.Tensor, targets: torch.Tensor, predicts: torch.
     kept = predicts[:, prefix:]
     if weights is None:
         weights = torch.ones(targets.shape, device=logits.device)
-    token_weights = torch.zeros_like(weights)
-    token_weights[:, :-1] = weights[:, 1:]  # the weight of the token each position predicts
+    token_weights = _shifted(weights)
     losses = F.cross_entropy(logits.float(), targets[:, prefix:][kept], reduction="none")
     chosen = token_weights[:, prefix:][kept]
     return (losses * chosen).sum() / chosen.sum()
+
+
+def _shifted(weights: torch.Tensor) -> torch.Tensor:
+    """The weight of the token each position predicts."""
+    shifted = torch.zeros_like(weights)
+    shifted[:, :-1] = weights[:, 1:]
+    return shifted
 
 
 def _shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor, predicts: torch.Tensor) -> int:
@@ -97,14 +104,37 @@ def batch_loss(model: Any, inputs: dict[str, Any], share_prefix: bool) -> torch.
 
 
 class PrefixSharingTrainer(Trainer):
-    """Trainer with `batch_loss`. Subclassed because Trainer has no other hook that controls how the
-    forward pass is run; everything else is Trainer as it is."""
+    """Trainer with `batch_loss` and a reproducible length-grouped order. Subclassed because Trainer
+    has no other hook that controls how the forward pass is run; everything else is Trainer as it is."""
 
     def __init__(self, *args: Any, share_prefix: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.share_prefix = share_prefix
 
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        # Trainer's length-grouped sampler groups by the per-process batch and draws from the global
+        # RNG; this order depends only on the seed, epoch and global batch (see LengthGroupedOrder).
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        args = self.args
+        return LengthGroupedOrder([len(row["input_ids"]) for row in dataset],
+                                  args.train_batch_size * args.gradient_accumulation_steps * args.world_size,
+                                  args.data_seed if args.data_seed is not None else args.seed)
+
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
         loss = batch_loss(model, inputs, self.share_prefix)
+        if model.training and torch.distributed.is_available() and torch.distributed.is_initialized():
+            loss = _global_token_mean(loss, inputs)
         return (loss, {"loss": loss}) if return_outputs else loss
+
+
+def _global_token_mean(loss: torch.Tensor, inputs: dict[str, Any]) -> torch.Tensor:
+    """Rescale a process's token mean so that DDP's average of gradients over processes is the
+    gradient of the mean over every token of the global batch, as in one process (ranks hold
+    different numbers of answer tokens, so a plain mean of per-rank means would not be)."""
+    _, predicts = _targets(inputs["labels"])
+    weights = inputs.get("weights")
+    local = predicts.sum().float() if weights is None else _shifted(weights)[predicts].sum()
+    total = local.detach().clone()
+    torch.distributed.all_reduce(total)
+    return loss * local / total * torch.distributed.get_world_size()

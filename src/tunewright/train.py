@@ -192,7 +192,6 @@ def training_arguments(config: Config, run: RunPaths, precision: str) -> Trainin
         save_strategy="steps",
         save_steps=training.checkpoint_every,
         logging_steps=1,
-        train_sampling_strategy="group_by_length",
         include_num_input_tokens_seen="non_padding",
         bf16=precision == "bf16",
         use_cpu=not cuda,

@@ -9,7 +9,7 @@ import typer
 
 from tunewright.cli.common import OutOption, SetOption, announce, app, console
 from tunewright.config import Config, dump_config, load_config
-from tunewright.errors import TunewrightError
+from tunewright.errors import EXIT_PROBLEMS, TunewrightError
 from tunewright.runs import RunPaths, new_run_dir, read_json
 
 
@@ -64,3 +64,31 @@ def _existing_run(out: Path | None, config: Config) -> RunPaths:
         raise TunewrightError(f"{run.config}: the config differs from the one this run started with; resume with "
                               "the same config and --set overrides")
     return run
+
+
+@app.command()
+def plan(
+    model: str = typer.Option("smollm2-135m-instruct", "--model", help="A size (135m, 7b, 70b, ...), a model "
+                              "directory, or the packaged model's name."),
+    method: str = typer.Option("lora", "--method", help="full, lora, dora, qlora, prompt_tuning, prefix_tuning, ia3."),
+    seq_len: int = typer.Option(512, "--seq-len", min=1, help="Tokens per example."),
+    batch: int = typer.Option(8, "--batch", min=1, help="Examples per step (per GPU)."),
+    gpu_memory: float | None = typer.Option(None, "--gpu-memory", help="GPU memory in GB, to check the fit."),
+    precision: str = typer.Option("bf16", "--precision", help="bf16 or fp32 compute."),
+) -> None:
+    """Memory (weights, gradients, optimizer, activations), a rough step time, and whether it fits."""
+    from tunewright.modeling import PACKAGED_MODEL, resolve_base_model
+    from tunewright.plan import make_plan
+
+    target = str(resolve_base_model(model)) if model == PACKAGED_MODEL else model
+    result = make_plan(target, method, seq_len, batch, gpu_memory, precision)
+    memory = result.memory
+    console.print(f"{result.shape.name}: {result.shape.parameters / 1e6:,.0f}M parameters, {method}, "
+                  f"batch {batch} x {seq_len} tokens, {precision}")
+    for part in ("weights", "gradients", "optimizer", "activations"):
+        console.print(f"  {part:<12} {getattr(memory, part) / 1e9:8.2f} GB")
+    console.print(f"  {'total':<12} {memory.total / 1e9:8.2f} GB")
+    console.print(f"  ~{result.seconds_per_step:.2g} s per step at 100 TFLOP/s and 40% utilisation")
+    console.print(result.suggestion)
+    if result.fits is False:
+        raise typer.Exit(EXIT_PROBLEMS)
