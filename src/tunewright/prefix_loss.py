@@ -114,7 +114,7 @@ class PrefixSharingTrainer(Trainer):
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         # Trainer's length-grouped sampler groups by the per-process batch and draws from the global
         # RNG; this order depends only on the seed, epoch and global batch (see LengthGroupedOrder).
-        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        dataset: Any = train_dataset if train_dataset is not None else self.train_dataset
         args = self.args
         return LengthGroupedOrder([len(row["input_ids"]) for row in dataset],
                                   args.train_batch_size * args.gradient_accumulation_steps * args.world_size,
