@@ -1,31 +1,80 @@
-"""Merging a LoRA adapter gives a standalone model with the adapter's logits."""
+"""Merging gives a standalone model with the adapter's logits, for LoRA, DoRA, IA3 and QLoRA (merged into
+a 32-bit base); prompt and prefix tuning refuse with one line."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
+import pytest
 import torch
+from peft import IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig, get_peft_model
 
-from tunewright.config import load_config
-from tunewright.merge import merge_adapter
+from tunewright.config import Config, load_config
+from tunewright.errors import ModelError
+from tunewright.merge import MERGE_MANIFEST, merge_adapter
 from tunewright.modeling import load_model, load_tokenizer, load_with_adapter
 from tunewright.pipeline import prepare_run
-from tunewright.runs import RunPaths
-from tunewright.train import train_run
+from tunewright.runs import ADAPTER_MANIFEST, RunPaths
+
+PEFT_CONFIGS = {
+    "lora": LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False),
+    "dora": LoraConfig(r=4, target_modules="all-linear", use_dora=True, init_lora_weights=False),
+    "qlora": LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    "ia3": IA3Config(target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"],
+                     init_ia3_weights=False),
+    "prompt_tuning": PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4),
+    "prefix_tuning": PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4),
+}
 
 
-def test_merged_model_matches_adapter(tiny_project: Path, tmp_path: Path) -> None:
-    config = load_config(tiny_project, ["training.max_steps=2", "training.learning_rate=0.05"])
-    run = RunPaths(tmp_path / "run")
+@pytest.fixture(scope="module")
+def prepared(make_project: object, tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Path]:
+    root = tmp_path_factory.mktemp("merge")
+    config = load_config(make_project(root, 120))  # type: ignore[operator]
+    run = RunPaths(root / "prepared")
     prepare_run(config, run, announce=lambda message: None)
-    train_run(config, run, show_progress=False)
+    return config, run.root
 
+
+def run_with_adapter(prepared: tuple[Config, Path], method: str, tmp_path: Path) -> RunPaths:
+    """A prepared run whose adapter/ is a `method` adapter built with peft on the tiny model."""
+    config, source = prepared
+    run = RunPaths(tmp_path / method)
+    shutil.copytree(source, run.root)
+    torch.manual_seed(0)
+    model = get_peft_model(load_model(Path(config.model.base)), PEFT_CONFIGS[method])
+    model.save_pretrained(run.adapter, safe_serialization=True)
+    load_tokenizer(Path(config.model.base)).save_pretrained(run.adapter)
+    (run.adapter / ADAPTER_MANIFEST).write_text(json.dumps({"base_model": config.model.base, "method": method}))
+    return run
+
+
+@pytest.mark.parametrize("method", ["lora", "dora", "qlora", "ia3"])
+def test_merged_model_matches_adapter(method: str, prepared: tuple[Config, Path], tmp_path: Path) -> None:
+    config = prepared[0]
+    run = run_with_adapter(prepared, method, tmp_path)
     result = merge_adapter(config, run, tmp_path / "merged")
-    assert result.max_abs_diff < 1e-3
+    assert result.max_abs_diff < 1e-3 and result.method == method
     merged = load_model(result.path)
+    assert all(p.dtype == torch.float32 for p in merged.parameters())  # never 4-bit, also for qlora
     assert load_tokenizer(result.path).chat_template
     assert list(result.path.glob("*.safetensors")) and not list(result.path.glob("*.bin"))
+    assert merged.generation_config.eos_token_id and (result.path / "generation_config.json").is_file()
+    assert json.loads((result.path / MERGE_MANIFEST).read_text())["method"] == method
     ids = torch.tensor([[3, 7, 11, 13, 17]])
     adapter_model = load_with_adapter(Path(config.model.base), run.adapter)
+    base_logits = load_model(Path(config.model.base))(input_ids=ids).logits
     with torch.inference_mode():
-        assert torch.allclose(merged(input_ids=ids).logits, adapter_model(input_ids=ids).logits, atol=1e-4)
+        expected = adapter_model(input_ids=ids).logits
+        assert torch.allclose(merged(input_ids=ids).logits, expected, atol=1e-4)
+        assert not torch.allclose(base_logits, expected, atol=1e-4)  # the adapter did change something
+
+
+@pytest.mark.parametrize("method", ["prompt_tuning", "prefix_tuning"])
+def test_prompt_and_prefix_tuning_refuse(method: str, prepared: tuple[Config, Path], tmp_path: Path) -> None:
+    run = run_with_adapter(prepared, method, tmp_path)
+    with pytest.raises(ModelError, match="nothing to merge"):
+        merge_adapter(prepared[0], run, tmp_path / "merged")
+    assert not (tmp_path / "merged").exists()

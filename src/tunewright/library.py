@@ -25,6 +25,7 @@ COPIED = (WEIGHTS, "adapter_config.json", ADAPTER_MANIFEST, "tokenizer.json", "t
 # Config keys that differ between saves of the same weights (library versions, load-time choices).
 VOLATILE_CONFIG_KEYS = {"transformers_version", "_name_or_path", "dtype", "torch_dtype", "use_cache"}
 FINGERPRINT_SAMPLE_BYTES = 1 << 20
+PROMPT_LEARNING = {"PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING", "MULTITASK_PROMPT_TUNING"}
 # Fully trained layers (modules_to_save) that peft can still select per row: linear and embedding ones.
 PER_ROW_MODULES = ("lm_head", "embed_tokens", "embed_out", "wte", "score", "classifier")
 

@@ -1,5 +1,6 @@
-"""Merge a run's adapter into its base model and save a standalone model directory (safetensors,
-tokenizer, chat template, generation config), checking that merged logits match the adapter's."""
+"""Merge a run's adapter (LoRA, DoRA, IA3; QLoRA into a base reloaded at 32 bit) into its base model and
+save a standalone model directory (safetensors, tokenizer, chat template, generation config), checking
+that merged logits match the adapter's. Prompt and prefix tuning have nothing to merge and say so."""
 
 from __future__ import annotations
 
@@ -10,24 +11,29 @@ import torch
 
 from tunewright.chat import prompt_ids, stop_token_ids, with_system_prompt
 from tunewright.config import Config
-from tunewright.errors import TunewrightError
+from tunewright.errors import ModelError, TunewrightError
+from tunewright.library import PROMPT_LEARNING, AdapterEntry, read_adapter_dir
 from tunewright.modeling import load_tokenizer, load_with_adapter, resolve_base_model
-from tunewright.runs import RunPaths, atomic_dir
+from tunewright.runs import RunPaths, atomic_dir, write_json
 
 PARITY_TOLERANCE = 1e-3  # fp32 merge reorders sums; observed differences are ~1e-5
 PARITY_SAMPLES = 4
+MERGEABLE = {"LORA", "IA3"}  # DoRA is LoRA with use_dora; QLoRA saves a LoRA adapter
+MERGE_MANIFEST = "tunewright-merged.json"
 
 
 @dataclass(frozen=True)
 class MergeResult:
     path: Path
     max_abs_diff: float
+    method: str
 
 
 def merge_adapter(config: Config, run: RunPaths, out: Path) -> MergeResult:
-    if not run.adapter.is_dir():
-        raise TunewrightError(f"{run.root}: no adapter/ to merge; train first with `tunewright train`")
+    adapter = mergeable_adapter(run)
     tokenizer = load_tokenizer(run.adapter)
+    # The base is always loaded at 32 bit here, so a QLoRA adapter merges into full-precision weights,
+    # never into the 4-bit NF4 copy it was trained against.
     model = load_with_adapter(resolve_base_model(config.model.base), run.adapter)
     samples = _parity_inputs(config, run, tokenizer)
     with torch.inference_mode():
@@ -40,10 +46,31 @@ def merge_adapter(config: Config, run: RunPaths, out: Path) -> MergeResult:
                               f"(> {PARITY_TOLERANCE:.0e}); the merge is not trustworthy, nothing saved")
     merged.generation_config.eos_token_id = stop_token_ids(tokenizer)
     merged.generation_config.pad_token_id = tokenizer.pad_token_id
+    merged.generation_config.do_sample = False
     with atomic_dir(out) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-    return MergeResult(out, max_diff)
+        write_json(tmp / MERGE_MANIFEST, {"base_model": config.model.base, "method": adapter.method,
+                                          "peft_type": adapter.peft_type, "dtype": "float32",
+                                          "parity_max_abs_diff": max_diff, "task": config.task.name})
+    return MergeResult(out, max_diff, adapter.method)
+
+
+def mergeable_adapter(run: RunPaths) -> AdapterEntry:
+    """The run's adapter if merging it means something; otherwise one line saying why not."""
+    if not run.adapter.is_dir():
+        raise TunewrightError(f"{run.root}: no adapter/ to merge; train first with `tunewright train`")
+    if (run.adapter / "config.json").is_file() and not (run.adapter / "adapter_config.json").is_file():
+        raise ModelError(f"{run.adapter}: method full trained every weight; it is already a standalone model "
+                         "with nothing to merge")
+    adapter = read_adapter_dir(run.adapter, "merge")
+    if adapter.peft_type in PROMPT_LEARNING:
+        raise ModelError(f"{run.adapter}: {adapter.method} learns virtual tokens, not weight changes, so there "
+                         "is nothing to merge; serve the adapter as it is with `tunewright serve`")
+    if adapter.peft_type not in MERGEABLE:
+        raise ModelError(f"{run.adapter}: merging peft_type {adapter.peft_type} is not supported "
+                         f"(merges: LoRA, DoRA, QLoRA, IA3)")
+    return adapter
 
 
 def _parity_inputs(config: Config, run: RunPaths, tokenizer: object) -> list[torch.Tensor]:

@@ -17,13 +17,12 @@ import torch
 
 from tunewright.chat import prompt_ids, stop_token_ids, with_system_prompt
 from tunewright.errors import ModelError
-from tunewright.library import AdapterEntry, AdapterLibrary
+from tunewright.library import PROMPT_LEARNING, AdapterEntry, AdapterLibrary
 from tunewright.modeling import CausalLM, load_model, load_tokenizer
 from tunewright.records import Message
 from tunewright.serve.decode import Row, TokenCallback, decode_rows
 
 BASE_ROW = "__base__"  # peft's name for "no adapter" in a mixed batch
-PROMPT_LEARNING = {"PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING", "MULTITASK_PROMPT_TUNING"}
 SERVABLE = {"LORA", "IA3", *PROMPT_LEARNING}
 
 
