@@ -28,7 +28,7 @@ from tunewright.modeling import load_tokenizer, resolve_base_model
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "fintech-support"
 PLANTS = {  # kind -> (rows planted, finding code that must name the row's line)
     "exact-duplicate": (300, "duplicate"),
-    "near-duplicate": (300, "near-duplicate"),
+    "near-duplicate": (300, "near-duplicate"),  # or near-conflicting-labels, when its cluster has both
     "conflict": (150, "conflicting-labels"),
     "label-variant": (150, "label-variant"),
     "unknown-label": (50, "unknown-label"),
@@ -78,7 +78,7 @@ def generate(path: Path, rows: int, seed: int) -> dict[int, str]:
     kinds = [kind for kind, (count, _) in PLANTS.items() for _ in range(count)]
     planted_at = dict(zip(rng.sample(range(1000, rows), len(kinds)), kinds, strict=True))
     lines: list[str] = []
-    written: list[dict[str, str]] = []
+    clean: list[dict[str, str]] = []  # rows without a planted problem: the ones plants copy
     planted: dict[int, str] = {}
     for index in range(rows):
         kind = planted_at.get(index)
@@ -86,7 +86,7 @@ def generate(path: Path, rows: int, seed: int) -> dict[int, str]:
         row = {"instruction": instruction,
                "input": f"{inputs.sentence(rng, 12, 40)} (ref {rng.randrange(10**6)})",
                "output": f"[Intent: {label}] {replies.sentence(rng, 20, 55)}"}
-        earlier = written[rng.randrange(len(written))] if written else row
+        earlier = clean[rng.randrange(len(clean))] if clean else row
         if kind == "exact-duplicate":
             row = dict(earlier)
         elif kind == "near-duplicate":
@@ -113,7 +113,8 @@ def generate(path: Path, rows: int, seed: int) -> dict[int, str]:
             lines.append(json.dumps(row)[:-2])
         else:
             lines.append(json.dumps(row))
-            written.append(row)
+        if kind is None:
+            clean.append(row)
         if kind is not None:
             planted[index + 1] = kind
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -136,12 +137,24 @@ def recall(report_findings: list[object], planted: dict[int, str], path: Path) -
     result: dict[str, list[int]] = {kind: [0, 0] for kind in PLANTS}
     for line, kind in planted.items():
         code = PLANTS[kind][1]
-        found = code in at[line]
+        found = code in at[line] or (kind == "near-duplicate" and "near-conflicting-labels" in at[line])
         if kind == "label-variant":
             found = any(f"[Intent: {variant}]" in lines[line - 1] for variant in variants)
         result[kind][0] += found
         result[kind][1] += 1
     return {kind: (found, total) for kind, (found, total) in result.items()}
+
+
+def unplanted_near_duplicates(report_findings: list[object], planted: dict[int, str]) -> int:
+    """Near-duplicate findings on rows without a plant: the Markov text reuses phrases of 440 originals,
+    so some generated rows are near-copies of others by chance."""
+    count = 0
+    for finding in report_findings:
+        line = finding.source.rsplit(":", 1)[-1]  # type: ignore[attr-defined]
+        if finding.code in ("near-duplicate", "near-conflicting-labels") and line.isdigit() \
+                and int(line) not in planted:  # type: ignore[attr-defined]
+            count += 1
+    return count
 
 
 def main() -> None:
@@ -179,6 +192,7 @@ def main() -> None:
                                           tokenize=True)
         per_row = time.perf_counter() - began
         found = recall(report.findings, planted, data)
+        unplanted = unplanted_near_duplicates(report.findings, planted)
     total_found = sum(f for f, _ in found.values())
     total = sum(t for _, t in found.values())
     load = os.getloadavg()
@@ -190,13 +204,15 @@ def main() -> None:
     for kind, (hit, count) in found.items():
         print(f"| {kind} | {hit}/{count} | {hit / count:.0%} |")
     print(f"| all | {total_found}/{total} | {total_found / total:.1%} |")
-    print(f"findings: {len(report.errors)} errors, {len(report.warnings)} warnings")
+    print(f"findings: {len(report.errors)} errors, {len(report.warnings)} warnings; near-duplicate findings on "
+          f"rows without a plant: {unplanted}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "rows": args.rows, "seconds": seconds, "setup_seconds": setup, "recall": total_found / total,
             "recall_by_kind": {kind: hit / count for kind, (hit, count) in found.items()},
-            "findings": {"errors": len(report.errors), "warnings": len(report.warnings)},
+            "findings": {"errors": len(report.errors), "warnings": len(report.warnings),
+                         "unplanted_near_duplicates": unplanted},
             "token_lengths_2000_rows": {"batched": fast, "per_row_template": per_row},
             "load_average_1min": load[0], "cpus": os.cpu_count(),
         }, indent=2) + "\n", encoding="utf-8")

@@ -104,6 +104,8 @@ def to_example(
             findings.append(Finding("error", "empty-content", f"{message.role} turn {index} is empty",
                                     source, field))
         elif "\x00" in message.content:
+            if fmt == "alpaca" and message.role == "user" and "\x00" in (row.get("input") or ""):
+                field = "input"
             findings.append(Finding("error", "nul-byte", f"{message.role} turn {index} contains a NUL "
                                     "character (\\u0000); remove it", source, field))
     if any(f.severity == "error" for f in findings):

@@ -1,4 +1,4 @@
-"""Near-duplicate clusters of texts: datasketch MinHash signatures over word bigrams, computed for all
+"""Near-duplicate clusters of texts: datasketch MinHash signatures over words and word bigrams, computed for all
 rows at once with numpy, indexed in a datasketch MinHashLSH, candidates verified by estimated Jaccard."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 NUM_PERM = 64
-THRESHOLD = 0.7  # estimated Jaccard of word-bigram sets at which two inputs count as near-duplicates
-# A bigram found in at least this share of rows (and in at least BOILERPLATE_MIN_ROWS) is boilerplate, such
+THRESHOLD = 0.6  # estimated Jaccard of word + bigram sets at which two inputs count as near-duplicates
+# A word or bigram found in at least this share of rows (and in at least BOILERPLATE_MIN_ROWS) is boilerplate, such
 # as an instruction every alpaca row repeats; it would make every pair of rows look alike, so it is ignored.
 BOILERPLATE_SHARE = 0.05
 BOILERPLATE_MIN_ROWS = 20
@@ -88,7 +88,7 @@ def normalise_text(text: str) -> str:
 
 
 def _shingles(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Unique word-bigram hashes of each text (boilerplate bigrams dropped) and the row each belongs to."""
+    """Unique word and word-bigram hashes of each text (boilerplate ones dropped), and each one's row."""
     words: list[str] = []
     lengths = np.zeros(len(texts), dtype=np.int64)
     for row, text in enumerate(texts):
@@ -99,15 +99,13 @@ def _shingles(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     flat = list(map(word_hash.__getitem__, words))
     hashes = np.array(flat, dtype=np.uint64)
     row_of_word = np.repeat(np.arange(len(texts)), lengths)
-    same_row = row_of_word[1:] == row_of_word[:-1] if len(hashes) else np.array([], bool)
-    bigrams = (hashes[:-1] * np.uint64(0x9E3779B1) + hashes[1:] * np.uint64(0x85EBCA6B)) & np.uint64(0xFFFFFFFF)
-    shingles, rows = bigrams[same_row[: len(bigrams)]], row_of_word[:-1][same_row[: len(bigrams)]]
-    # A text of one word (or none) is its own single shingle, so it still has a signature.
-    short = np.flatnonzero(lengths < 2)
-    first_word = np.cumsum(lengths) - lengths
-    short_values = np.where(lengths[short] == 1, hashes[np.minimum(first_word[short], max(len(hashes) - 1, 0))]
-                            if len(hashes) else 0, 0).astype(np.uint64)
-    shingles, rows = np.concatenate([shingles, short_values]), np.concatenate([rows, short])
+    same_row = row_of_word[1:] == row_of_word[:-1]
+    bigrams = ((hashes[:-1] * np.uint64(0x9E3779B1) + hashes[1:] * np.uint64(0x85EBCA6B))
+               & np.uint64(0xFFFFFFFF))[same_row]
+    # Words and bigrams together: one changed word in a 12-word message still leaves ~0.8 of the set.
+    empty = np.flatnonzero(lengths == 0)  # a text without words gets one shared shingle, so it has a signature
+    shingles = np.concatenate([hashes, bigrams, np.zeros(len(empty), dtype=np.uint64)])
+    rows = np.concatenate([row_of_word, row_of_word[:-1][same_row], empty])
     keys = np.sort((rows.astype(np.uint64) << np.uint64(32)) | shingles)
     keys = keys[np.r_[True, keys[1:] != keys[:-1]]]  # sort-based unique: numpy's hashing one is slower here
     rows, shingles = (keys >> np.uint64(32)).astype(np.int64), (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)
