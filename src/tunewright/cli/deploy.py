@@ -39,20 +39,22 @@ def export(
     format: str = typer.Option(..., "--format", help="gguf (llama.cpp / Ollama) or vllm (launch line + JSON)."),
     out: Path | None = typer.Option(None, "-o", "--out", help="Output file (default: beside the source)."),
     base: str | None = typer.Option(None, help="vllm: the base model path or Hub id vLLM should load."),
+    f32: bool = typer.Option(False, "--f32", help="gguf: keep matrices in f32 (default f16)."),
 ) -> None:
     """Export a run as GGUF, or an adapter library as a vLLM launch line and JSON."""
     from tunewright import export as exporter
 
     if format == "gguf":
         run_paths = existing_run(source)
-        path = exporter.export_gguf(load_config(run_paths.config), run_paths, out or run_paths.root / "model.gguf")
+        path = exporter.export_gguf(load_config(run_paths.config), run_paths, out or run_paths.root / "model.gguf",
+                                    half=not f32)
         console.print(f"gguf: {path}")
     elif format == "vllm":
         plan = exporter.export_vllm(source, out or source / "vllm.json", base)
         for warning in plan.warnings:
             err.print(f"[yellow]warning:[/] {warning}", highlight=False)
         console.print(plan.command, markup=False, highlight=False)
-        console.print(f"json: {plan.path}")
+        console.print(f"json: {plan.path}  script: {plan.path.with_suffix('.sh')}")
     else:
         raise TunewrightError(f"--format {format!r}: use gguf or vllm")
 
