@@ -52,11 +52,13 @@ def build_splits(examples: list[Example], config: SplitConfig, clusters: NearDup
     per-label fractions are met in expectation, not exactly: a stratum of n units lands within about
     sqrt(n * f * (1 - f)) units of its share f. Exact per-label quotas would need ranks within each stratum,
     and one appended row would then shift a boundary row of its label into another split. The manifest
-    records the real per-label counts. The one way an append moves rows: a new row that near-duplicates two
-    existing clusters joins them, and the later cluster follows the earlier one.
+    records the real per-label counts. Rows move on an append only when their unit changes: a new row that
+    near-duplicates two existing clusters (or shares a group with one) joins them, and the later one follows
+    the earlier; or new rows make a phrase common enough to be ignored as boilerplate, which can change
+    which existing rows count as near-duplicates.
     """
     clusters = clusters if clusters is not None else input_clusters(examples)
-    anchor = _units(examples, clusters)
+    anchor = unit_anchors(examples, clusters)
     group_keys: dict[int, str] = {}
     for row, example in enumerate(examples):
         if example.group:
@@ -87,7 +89,7 @@ def split_position(example: Example, seed: int) -> float:
     return unit_position(key, example.label, seed)
 
 
-def _units(examples: list[Example], clusters: NearDuplicates) -> list[int]:
+def unit_anchors(examples: list[Example], clusters: NearDuplicates) -> list[int]:
     """For each row, the first row (in input order) of the unit it moves with: rows sharing a `group`
     value and rows of one near-duplicate cluster are one unit."""
     parent = list(clusters.cluster)
