@@ -31,9 +31,11 @@ def test_normalise_content() -> None:
 
 
 def test_clean_writes_output_and_change_log_and_keeps_input(tmp_path: Path) -> None:
-    rows = [
-        {"instruction": "Triage.", "input": "card stolen,  mail me at ann@example.com ", "output": "[Intent: fraud report.] Ok"},
-        {"instruction": "Triage.", "input": "card stolen,  mail me at ann@example.com", "output": "[Intent: Fraud Report] Ok"},
+    rows: list[object] = [
+        {"instruction": "Triage.", "input": "card stolen,  mail me at ann@example.com ",
+         "output": "[Intent: fraud report.] Ok"},
+        {"instruction": "Triage.", "input": "card stolen,  mail me at ann@example.com",
+         "output": "[Intent: Fraud Report] Ok"},
         {"instruction": "Triage.", "input": "pay with 4111 1111 1111 1111?", "output": "[Intent: General Inquiry] No"},
         "{broken",
     ]
@@ -57,7 +59,8 @@ def test_clean_writes_output_and_change_log_and_keeps_input(tmp_path: Path) -> N
 
 def test_chat_rows_and_explicit_label_field(tmp_path: Path) -> None:
     row = {"messages": [{"role": "user", "content": "hi\u00a0there"},
-                        {"role": "assistant", "content": "[Intent: GENERAL INQUIRY] hello"}], "label": "general inquiry"}
+                        {"role": "assistant", "content": "[Intent: GENERAL INQUIRY] hello"}],
+           "label": "general inquiry"}
     out = tmp_path / "out.jsonl"
     clean_dataset(write(tmp_path / "in.jsonl", [row]), out, TASK, map_labels=True)
     (cleaned,) = read(out)

@@ -34,14 +34,15 @@ def test_leakage_names_the_held_out_row_and_the_training_row(tmp_path: Path) -> 
                                    chat_row("Message 3 about topic 21 with words w3 v3!", "A")])
     write(tmp_path / "test.jsonl", [chat_row("message 5 about topic 35 with words w5 v5 today", "B")])
     findings = check_leakage(tmp_path)
-    assert [(f.code, Path(f.source).name) for f in findings] == [("leakage", "val.jsonl:2"), ("leakage", "test.jsonl:1")]
+    assert [(f.code, Path(f.source).name) for f in findings] == [("leakage", "val.jsonl:2"),
+                                                                 ("leakage", "test.jsonl:1")]
     assert "train.jsonl:4" in findings[0].message and "same input" in findings[0].message
     assert "train.jsonl:6" in findings[1].message and "similar" in findings[1].message
 
 
 def test_check_with_split_dir_reports_leakage_and_missing_files_are_an_error(tmp_path: Path) -> None:
-    data = write(tmp_path / "data.jsonl", [chat_row(f"question number {i} on subject {i}", "AB"[i % 2]) for i in range(8)])
-    with pytest.raises(DataError, match="train.jsonl"):
+    data = write(tmp_path / "data.jsonl", [chat_row(f"question {i} on subject {i}", "AB"[i % 2]) for i in range(8)])
+    with pytest.raises(DataError, match=r"train\.jsonl"):
         check_dataset(data, TASK, split_dir=tmp_path / "nowhere")
 
 
