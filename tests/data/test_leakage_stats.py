@@ -40,7 +40,7 @@ def test_leakage_names_the_held_out_row_and_the_training_row(tmp_path: Path) -> 
     assert "train.jsonl:6" in findings[1].message and "similar" in findings[1].message
 
 
-def test_check_with_split_dir_reports_leakage_and_missing_files_are_an_error(tmp_path: Path) -> None:
+def test_check_with_a_split_dir_missing_its_files_is_an_error(tmp_path: Path) -> None:
     data = write(tmp_path / "data.jsonl", [chat_row(f"question {i} on subject {i}", "AB"[i % 2]) for i in range(8)])
     with pytest.raises(DataError, match=r"train\.jsonl"):
         check_dataset(data, TASK, split_dir=tmp_path / "nowhere")
