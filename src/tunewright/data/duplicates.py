@@ -4,7 +4,7 @@ same or near-same input with a conflicting label or answer."""
 from __future__ import annotations
 
 from tunewright.data.readers import Finding
-from tunewright.data.similarity import NearDuplicates, near_duplicates, normalise_text
+from tunewright.data.similarity import NearDuplicates, near_duplicates
 from tunewright.records import Example
 
 
@@ -23,13 +23,13 @@ def check_duplicates(examples: list[Example], clusters: NearDuplicates, labelled
     findings = []
     seen: dict[tuple[str, ...], Example] = {}
     by_input: dict[str, Example] = {}
-    for example in examples:
+    for row, example in enumerate(examples):
         key = tuple(m.content for m in example.messages)
         first = seen.setdefault(key, example)
         if first is not example:
             findings.append(Finding("warning", "duplicate", f"same as {first.source}", example.source))
             continue
-        earlier = by_input.setdefault(normalise_text(prompt_text(example)), example)
+        earlier = by_input.setdefault(clusters.normalised[row], example)
         if earlier is example:
             continue
         if labelled and earlier.label != example.label:

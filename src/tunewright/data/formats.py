@@ -27,6 +27,9 @@ OPTIONAL_FIELDS: dict[str, set[str]] = {
     "prompt_completion": {"label", "group", "id"},
 }
 
+ALLOWED_FIELDS = {fmt: FORMATS[fmt] | OPTIONAL_FIELDS[fmt] for fmt in FORMATS}
+STRING_FIELDS = {fmt: ALLOWED_FIELDS[fmt] - {"messages"} for fmt in FORMATS}
+
 
 def read_examples(path: Path, label_regex: str | None = None) -> tuple[list[Example], list[Finding]]:
     """Every usable example of `path`, and a finding for every row that could not be used."""
@@ -80,12 +83,13 @@ def to_example(
         return None, [Finding("error", "missing-field", f"{fmt} rows need {sorted(FORMATS[fmt])}; "
                               f"{missing[0]!r} is missing", source, missing[0])]
     findings = [Finding("warning", "unknown-field", f"ignored field {key!r}", source, key)
-                for key in sorted(row.keys() - FORMATS[fmt] - OPTIONAL_FIELDS[fmt])]
-    for key in sorted((FORMATS[fmt] | OPTIONAL_FIELDS[fmt]) & row.keys() - {"messages"}):
-        if not isinstance(row[key], str) and not (row[key] is None and key in OPTIONAL_FIELDS[fmt]):
-            findings.append(Finding("error", "wrong-type", f"expected a string, got {type(row[key]).__name__}",
+                for key in sorted(row.keys() - ALLOWED_FIELDS[fmt])]
+    optional = OPTIONAL_FIELDS[fmt]
+    for key, value in row.items():
+        if type(value) is not str and key in STRING_FIELDS[fmt] and not (value is None and key in optional):
+            findings.append(Finding("error", "wrong-type", f"expected a string, got {type(value).__name__}",
                                     source, key))
-    if any(f.severity == "error" for f in findings):
+    if findings and any(f.severity == "error" for f in findings):
         return None, findings
     if fmt == "alpaca":
         extra = row.get("input") or ""

@@ -8,7 +8,7 @@ from pathlib import Path
 from tunewright.data.duplicates import prompt_text
 from tunewright.data.formats import read_examples
 from tunewright.data.readers import Finding
-from tunewright.data.similarity import near_duplicates, normalise_text
+from tunewright.data.similarity import near_duplicates
 from tunewright.errors import DataError
 from tunewright.records import Example
 
@@ -27,12 +27,12 @@ def check_leakage(split_dir: Path, label_regex: str | None = None) -> list[Findi
     train = splits["train"]
     held_out = splits["val"] + splits["test"]
     texts = [prompt_text(example) for example in train + held_out]
-    exact = {normalise_text(text): example for text, example in zip(texts, train, strict=False)}
     clusters = near_duplicates(texts)
+    exact = {clusters.normalised[row]: example for row, example in enumerate(train)}
     findings = []
     for offset, example in enumerate(held_out):
         row = len(train) + offset
-        match = exact.get(normalise_text(texts[row]))
+        match = exact.get(clusters.normalised[row])
         if match is not None:
             findings.append(Finding("error", "leakage", f"same input as training row {match.source}",
                                     example.source))

@@ -47,7 +47,8 @@ def build_splits(examples: list[Example], config: SplitConfig, clusters: NearDup
     """Assign every row by its unit's position in [0, 1): train below `config.train`, then val, then test.
 
     The trade-off, chosen on purpose: a row's position depends only on the seed, its label stratum and its
-    unit key (the `group` value, else the content hash of the first row of its near-duplicate cluster), so
+    unit key (the first row's `group` value, else that row's content hash; the first row of a unit, in
+    input order, is the first row of its group or near-duplicate cluster), so
     appending rows never moves an existing one and a unit never straddles splits. The price is that the
     per-label fractions are met in expectation, not exactly: a stratum of n units lands within about
     sqrt(n * f * (1 - f)) units of its share f. Exact per-label quotas would need ranks within each stratum,
@@ -59,11 +60,8 @@ def build_splits(examples: list[Example], config: SplitConfig, clusters: NearDup
     """
     clusters = clusters if clusters is not None else input_clusters(examples)
     anchor = unit_anchors(examples, clusters)
-    group_keys: dict[int, str] = {}
-    for row, example in enumerate(examples):
-        if example.group:
-            group_keys.setdefault(anchor[row], f"group:{example.group}")
-    keys = {first: group_keys.get(first) or content_hash(examples[first].messages) for first in set(anchor)}
+    keys = {first: f"group:{examples[first].group}" if examples[first].group
+            else content_hash(examples[first].messages) for first in set(anchor)}
     assigned: dict[str, list[Example]] = {name: [] for name in SPLITS}
     for row, example in enumerate(examples):
         first = anchor[row]

@@ -17,10 +17,11 @@ def texts_containing(texts: list[str], needles: list[str], casefold: bool = Fals
     for text in texts:
         starts.append(offset)
         offset += len(text) + len(separator)
-    hits: set[int] = set()
-    for needle in needles:
-        position = joined.find(needle)
+    # Scan once per distinct two-character prefix (chat-template tokens mostly share "<|"), then confirm.
+    candidates: set[int] = set()
+    for prefix in {needle[:2] for needle in needles}:
+        position = joined.find(prefix)
         while position != -1:
-            hits.add(bisect_right(starts, position) - 1)
-            position = joined.find(needle, position + 1)
-    return sorted(hits)
+            candidates.add(bisect_right(starts, position) - 1)
+            position = joined.find(prefix, position + 1)
+    return sorted(row for row in candidates if any(needle in texts[row] for needle in needles))
