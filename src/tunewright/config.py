@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tunewright.errors import ConfigError
 
@@ -29,11 +29,14 @@ class RubricCriterion(Section):
     max_chars: int | None = Field(None, gt=0, description="Maximum reply length in characters.")
     max_questions: int | None = Field(None, ge=0, description="Maximum number of '?' in the reply.")
     min_questions: int | None = Field(None, ge=0, description="Minimum number of '?' in the reply.")
+    must_mention_one_of: list[str] | None = Field(
+        None, min_length=1, description="The reply must contain at least one of these (case-insensitive)."
+    )
 
     @model_validator(mode="after")
     def _exactly_one_check(self) -> RubricCriterion:
         checks = [self.required_pattern, self.forbidden_pattern, self.max_chars, self.max_questions,
-                  self.min_questions]
+                  self.min_questions, self.must_mention_one_of]
         if sum(check is not None for check in checks) != 1:
             raise ValueError(f"rubric criterion '{self.name}' must set exactly one check field")
         for pattern in (self.required_pattern, self.forbidden_pattern):
@@ -84,6 +87,11 @@ class SplitConfig(Section):
 class DataConfig(Section):
     path: Path = Field(description="Dataset file (JSONL), relative to the config file.")
     split: SplitConfig = Field(default_factory=SplitConfig, description="How rows are split.")
+    test_path: Path | None = Field(
+        None, description="A fixed test file (JSONL), e.g. a benchmark's official test set. When set, "
+        "every row of `path` goes to train or val (in the ratio split.train : split.val) and this file "
+        "is the test split.",
+    )
     strict: bool = Field(False, description="Data warnings (near-duplicates, personal data, rows that truncation "
                          "cuts, ...) stop a run too, not only errors.")
 
@@ -157,14 +165,55 @@ class TrainingConfig(Section):
     )
 
 
+GateMetric = Literal["label_accuracy", "macro_f1", "rubric_pass_rate", "exact_match", "rouge_l",
+                     "semantic_similarity", "judge_pass_rate"]
+
+
 class GateConfig(Section):
-    metric: Literal["label_accuracy", "macro_f1", "rubric_pass_rate"] = Field(
-        "label_accuracy", description="Metric the fine-tuned model must win on."
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    metric: GateMetric = Field("label_accuracy", description="Metric the fine-tuned model must win on.")
+    beat: str = Field(
+        "best_baseline", description="'best_baseline' (the best on `metric`) or one candidate's name."
     )
-    beat_by: float = Field(0.05, description="Required margin over the best prompting baseline.")
+    beat_by: float = Field(0.05, validation_alias=AliasChoices("by", "beat_by"),
+                           description="Required margin over that baseline (also written `by`).")
+    ci_lower_above: float | None = Field(
+        None, description="If set, the lower end of the paired bootstrap 95 % interval of the difference "
+        "must be above this (e.g. 0: the win is not noise).",
+    )
     max_rubric_regression: float = Field(
         0.02, ge=0, description="Largest allowed drop in rubric pass rate against the best baseline."
     )
+    max_regression: dict[str, float] = Field(
+        default_factory=dict, description="Largest allowed drop per metric against the best baseline on that "
+        "metric, e.g. {semantic_similarity: 0.05, 'rubric.concise': 0.02}.",
+    )
+
+
+BaselineName = Literal["zero_shot", "few_shot", "retrieved_few_shot"]
+
+
+class EndpointConfig(Section):
+    name: str = Field(description="Candidate name in reports, e.g. 'gpt-4o-mini'.")
+    base_url: str = Field(description="OpenAI-compatible base URL, e.g. https://api.openai.com/v1.")
+    model: str = Field(description="Model name sent with each request.")
+    api_key_env: str | None = Field(None, description="Environment variable holding the API key.")
+
+
+class JudgeConfig(Section):
+    base_url: str = Field(description="OpenAI-compatible base URL of the judge model.")
+    model: str = Field(description="Judge model name.")
+    api_key_env: str | None = Field(None, description="Environment variable holding the API key.")
+    rubric: str = Field(description="What a good answer does, in words; the judge reasons, then says PASS or FAIL.")
+    max_rows: int = Field(100, gt=0, description="Judge at most this many test rows per candidate.")
+
+
+class ProbesConfig(Section):
+    memorisation_tokens: int = Field(12, gt=0, description="A copied span this long (tokens) counts as memorised.")
+    forgetting: bool = Field(True, description="Score base vs fine-tuned on the shipped general-ability probes.")
+    fairness: bool = Field(True, description="Swap names, genders and places in test inputs; count label flips.")
+    max_rows: int = Field(20, gt=0, description="Test rows used by the fairness probe (it generates again).")
 
 
 class EvalConfig(Section):
@@ -172,6 +221,24 @@ class EvalConfig(Section):
     batch_size: int = Field(16, gt=0, description="Prompts generated together.")
     few_shot_k: int = Field(3, ge=1, description="Training examples shown to the few-shot baseline.")
     max_test_rows: int | None = Field(None, gt=0, description="Evaluate on at most this many test rows.")
+    constrain_labels: bool = Field(
+        True, description="For tasks with labels: pick the answer's label from task.labels token by token, "
+        "so every answer has a valid label (the rest of the answer is free text).",
+    )
+    retrieval_candidates: int = Field(
+        0, ge=0, description="With constrain_labels: if above 0, each input's label is chosen among the labels "
+        "of its N most similar training examples (MiniLM), not the whole label set. 0 turns this off.",
+    )
+    candidates: list[BaselineName] = Field(
+        default_factory=lambda: list(get_args(BaselineName)),
+        description="Prompting baselines run on the base model (retrieved_few_shot needs the MiniLM package).",
+    )
+    endpoints: list[EndpointConfig] = Field(default_factory=list, description="OpenAI-compatible candidates.")
+    judge: JudgeConfig | None = Field(None, description="Optional LLM-as-judge (OpenAI-compatible endpoint).")
+    semantic_similarity: bool = Field(True, description="MiniLM cosine similarity of output and reference.")
+    bootstrap_resamples: int = Field(1000, ge=0, description="Paired bootstrap resamples for the 95 % intervals.")
+    seed: int = Field(0, description="Seed of the paired bootstrap resamples.")
+    probes: ProbesConfig = Field(default_factory=ProbesConfig, description="Memorisation, forgetting, fairness.")
     gate: GateConfig = Field(default_factory=GateConfig, description="The go / no-go rule.")
 
 
@@ -199,6 +266,8 @@ def load_config(path: Path, overrides: list[str] | None = None) -> Config:
     data = raw.get("data")
     if isinstance(data, dict) and "path" in data:
         data["path"] = str((path.parent / str(data["path"])).resolve())
+    if isinstance(data, dict) and data.get("test_path"):
+        data["test_path"] = str((path.parent / str(data["test_path"])).resolve())
     return validate_config(raw, source=str(path))
 
 

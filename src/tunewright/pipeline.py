@@ -11,12 +11,13 @@ from typing import Any
 
 from tunewright.config import Config, dump_config
 from tunewright.data.check import CheckReport, check_dataset
-from tunewright.data.split import build_splits
+from tunewright.data.split import Splits, build_splits, split_position
 from tunewright.errors import DataError
 from tunewright.modeling import load_tokenizer, resolve_base_model
 from tunewright.runs import RunPaths, read_json, write_json, write_jsonl, write_text
 
 Announce = Callable[[str], None]
+FIXED_TEST_TOLERATED = ("conflicting-labels", "duplicate", "near-duplicate")
 
 
 def prepare_run(config: Config, run: RunPaths, announce: Announce) -> CheckReport:
@@ -33,6 +34,8 @@ def prepare_run(config: Config, run: RunPaths, announce: Announce) -> CheckRepor
         raise DataError(f"{len(blocking)} data {kind} ({codes}), first: {blocking[0].line()} "
                         f"(run `tunewright data check {config.data.path}` for all)")
     splits = build_splits(report.examples, config.data.split)
+    if config.data.test_path is not None:
+        splits = _with_fixed_test(config, tokenizer, splits)
     for name, rows in splits.by_name().items():
         if not rows:
             raise DataError(f"{config.data.path}: the {name} split is empty; add examples")
@@ -41,6 +44,23 @@ def prepare_run(config: Config, run: RunPaths, announce: Announce) -> CheckRepor
     announce(f"{len(report.examples)} examples: train {len(splits.train)}, val {len(splits.val)}, "
              f"test {len(splits.test)}; {len(report.warnings)} warning(s)")
     return report
+
+
+def _with_fixed_test(config: Config, tokenizer: Any, splits: Splits) -> Splits:
+    """Every row of data.path in train or val (ratio split.train : split.val); data.test_path is test."""
+    assert config.data.test_path is not None
+    split = config.data.split
+    test_report = check_dataset(config.data.test_path, config.task, tokenizer, config.training.max_seq_len)
+    # A fixed test file is often a published benchmark: it is scored as it is, so only rows that
+    # cannot be read stop the run (duplicates or conflicting labels there are the benchmark's own).
+    errors = [e for e in test_report.errors if e.code not in FIXED_TEST_TOLERATED]
+    if errors:
+        raise DataError(f"{len(errors)} data error(s) in data.test_path, first: {errors[0].line()}")
+    rows = [*splits.train, *splits.val, *splits.test]
+    cut = split.train / (split.train + split.val)
+    train = [e for e in rows if split_position(e, split.seed) < cut]
+    val = [e for e in rows if split_position(e, split.seed) >= cut]
+    return Splits(train, val, test_report.examples)
 
 
 def run_pipeline(config: Config, run: RunPaths, announce: Announce, show_progress: bool = True) -> dict[str, Any]:
@@ -52,7 +72,7 @@ def run_pipeline(config: Config, run: RunPaths, announce: Announce, show_progres
     timings: dict[str, float] = {}
     with _timed(timings, "data"):
         prepare_run(config, run, announce)
-    announce("prompting baselines on the test split (base model, zero-shot and few-shot)")
+    announce(f"prompting baselines on the test split (base model: {', '.join(config.eval.candidates)})")
     with _timed(timings, "baselines"):
         evaluate_baselines(config, run, show_progress)
     announce(f"training: {config.method.name} on {config.model.base}")
@@ -67,7 +87,8 @@ def finish_run(config: Config, run: RunPaths, announce: Announce, show_progress:
     from tunewright.evaluate import evaluate_baselines, evaluate_finetuned, score_run
     from tunewright.report import write_reports
 
-    if not run.predictions("zero_shot").exists():
+    baselines = [*config.eval.candidates, *(endpoint.name for endpoint in config.eval.endpoints)]
+    if not all(run.predictions(name).exists() for name in baselines):
         with _timed(timings, "baselines"):
             evaluate_baselines(config, run, show_progress)
     announce("evaluating the fine-tuned adapter on the test split")
@@ -99,6 +120,9 @@ def build_summary(config: Config, run: RunPaths, evaluation: dict[str, Any], tim
             "best_baseline": evaluation["best_baseline"],
             "gate": config.eval.gate.model_dump(),
             "candidates": evaluation["candidates"],
+            "comparisons": evaluation.get("comparisons", []),
+            "bootstrap_resamples": config.eval.bootstrap_resamples,
+            "probes": evaluation.get("probes", {}),
         },
         "artifacts": {
             "adapter": _relative(run.adapter, run.root),

@@ -19,6 +19,9 @@ err = Console(stderr=True, soft_wrap=True)
 STATE = {"debug": False}
 
 SetOption = typer.Option([], "--set", help="Override a config value: section.key=value (repeatable).")
+SUMMARY_METRICS = (("label_accuracy", "label accuracy"), ("macro_f1", "macro-F1"),
+                   ("rubric_pass_rate", "rubric pass rate"), ("rouge_l", "ROUGE-L"),
+                   ("semantic_similarity", "similarity"))
 OutOption = typer.Option(None, "--out", help="Run directory to create (default runs/<task>-<time>).")
 
 
@@ -35,11 +38,20 @@ def examples_dir() -> Path:
 
 def print_summary(run_paths: RunPaths, summary: dict[str, Any]) -> None:
     table = Table(title=f"{summary['task']} on the test split ({summary['eval']['test_rows']} rows)")
-    for column in ("candidate", "label accuracy", "macro-F1", "rubric pass rate"):
+    candidates = summary["eval"]["candidates"]
+    shown = [(key, title) for key, title in SUMMARY_METRICS
+             if any(metrics.get(key) is not None for metrics in candidates.values())]
+    for column in ("candidate", *(title for _, title in shown)):
         table.add_column(column)
-    for name, metrics in summary["eval"]["candidates"].items():
-        table.add_row(name, *(_percent(metrics[key]) for key in ("label_accuracy", "macro_f1", "rubric_pass_rate")))
+    for name, metrics in candidates.items():
+        table.add_row(name, *(_percent(metrics.get(key)) for key, _ in shown))
     console.print(table)
+    gate_metric = summary["eval"]["gate"]["metric"]
+    for item in summary["eval"].get("comparisons", []):
+        if item["metric"] == gate_metric:
+            low, high = item["ci95"]
+            console.print(f"  {gate_metric}: finetuned - {item['baseline']} = {100 * item['difference']:+.1f} points "
+                          f"(95% CI {100 * low:+.1f} to {100 * high:+.1f})", markup=False)
     colour = "green" if summary["decision"] == "go" else "red"
     console.print(f"[bold {colour}]decision: {summary['decision'].upper()}[/]")
     for reason in summary["decision_reasons"]:

@@ -1,12 +1,16 @@
-"""`eval`: score a trained run against prompting baselines; exit 3 on no-go."""
+"""`eval`: score a trained run against prompting baselines (exit 3 on no-go); `report`: rewrite a run's
+reports, optionally beside another round's results."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tunewright.cli.common import SetOption, announce, app, print_summary
+import typer
+
+from tunewright.cli.common import SetOption, announce, app, console, print_summary
 from tunewright.config import load_config
-from tunewright.runs import existing_run
+from tunewright.errors import TunewrightError
+from tunewright.runs import existing_run, read_json
 
 
 @app.command("eval")
@@ -20,3 +24,25 @@ def evaluate(run_dir: Path, overrides: list[str] = SetOption) -> None:
     loaded = load_config(run_paths.config, overrides)
     summary = finish_run(loaded, run_paths, announce, True, {}, time.perf_counter())
     print_summary(run_paths, summary)
+
+
+@app.command()
+def report(
+    run_dir: Path,
+    compare: Path | None = typer.Option(None, "--compare", help="Another run to compare this one with."),
+) -> None:
+    """Rewrite report.md / report.html from the run's summary.json (with --compare: beside another round)."""
+    from tunewright.report import write_reports
+
+    run_paths = existing_run(run_dir)
+    if not run_paths.summary.exists():
+        raise TunewrightError(f"{run_paths.summary}: no summary yet; run `tunewright eval {run_dir}` first")
+    other = None
+    if compare is not None:
+        other_paths = existing_run(compare)
+        if not other_paths.summary.exists():
+            raise TunewrightError(f"{other_paths.summary}: the run to compare with has no summary.json")
+        other = (compare.name or str(compare), read_json(other_paths.summary))
+    write_reports(run_paths, read_json(run_paths.summary), other)
+    console.print(f"report: {run_paths.report_html}")
+    console.print(f"report: {run_paths.report_md}")

@@ -1,84 +1,125 @@
-"""Evaluate on the held-out test split: prompting baselines first, then the fine-tuned adapter,
-scored the same way and judged by the gate in the config."""
+"""Evaluate on the held-out test split: prompting baselines first (zero-shot, few-shot, retrieved
+few-shot, OpenAI-compatible endpoints), then the fine-tuned model, generated the same way (labels
+constrained to the task's label set), scored, compared with paired bootstrap intervals, probed and
+judged by the gate in the config (evaluate/scoring.py)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
+from tunewright.chat import stop_token_ids
 from tunewright.config import Config
-from tunewright.evaluate.candidates import few_shot_chats, pick_shots, zero_shot_chats
-from tunewright.evaluate.gate import FINETUNED, decide
+from tunewright.evaluate.candidates import few_shot_chats, pick_shots, retrieved_few_shot_chats, zero_shot_chats
+from tunewright.evaluate.constrained import LabelTrie, build_trie, label_format
+from tunewright.evaluate.endpoint import api_key, chat_completion
+from tunewright.evaluate.gate import FINETUNED
 from tunewright.evaluate.generate import Chat, generate_replies
-from tunewright.evaluate.metrics import CandidateMetrics, grade_rubric, score
-from tunewright.modeling import load_model, load_tokenizer, load_with_adapter, resolve_base_model
+from tunewright.evaluate.metrics import grade_rubric
+from tunewright.evaluate.probes import counterfactual_examples, fairness, general_probes
+from tunewright.evaluate.scoring import EvalResult, score_run
+from tunewright.modeling import load_model, load_tokenizer, resolve_base_model
 from tunewright.progress import progress_bar
 from tunewright.records import Example, Prediction, extract_label
-from tunewright.runs import RunPaths, read_json, read_jsonl, write_json, write_jsonl
+from tunewright.runs import RunPaths, write_json, write_jsonl
 
-BASELINES = ("zero_shot", "few_shot")
+__all__ = ["EvalResult", "evaluate_baselines", "evaluate_finetuned", "label_constraint", "score_run"]
 
-
-@dataclass(frozen=True)
-class EvalResult:
-    test_rows: int
-    candidates: dict[str, CandidateMetrics]
-    decision: str
-    decision_reasons: list[str]
-    best_baseline: str
-    few_shot_ids: list[str]
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+PROBE_TOKENS = 48  # general-ability answers are short
+MERGEABLE = ("lora", "dora")  # adapters that fold into fp32 weights exactly
 
 
 def evaluate_baselines(config: Config, run: RunPaths, show_progress: bool = True) -> None:
-    """Generate the prompting baselines' answers on the test split (base model, no training)."""
+    """Generate every baseline's answers on the test split (base model, no training; endpoints)."""
     test, train = test_examples(config, run), run.load_split("train")
     model_dir = resolve_base_model(config.model.base)
     tokenizer, model = load_tokenizer(model_dir), load_model(model_dir)
     model.eval()
-    shots = pick_shots(train, config.eval.few_shot_k, config.training.seed)
-    chats = {
-        "zero_shot": zero_shot_chats(test, config.task.system_prompt),
-        "few_shot": few_shot_chats(test, shots, config.task.system_prompt),
-    }
-    for name, candidate_chats in chats.items():
-        replies = _generate(config, model, tokenizer, candidate_chats, name, show_progress)
+    constraint = label_constraint(config, tokenizer, train)
+    system = config.task.system_prompt
+    for name in config.eval.candidates:
+        if name == "zero_shot":
+            chats = zero_shot_chats(test, system)
+        elif name == "few_shot":
+            shots = pick_shots(train, config.eval.few_shot_k, config.training.seed)
+            write_json(run.eval_dir / "few_shot_examples.json", [shot.id for shot in shots])
+            chats = few_shot_chats(test, shots, system)
+        else:
+            from tunewright.evaluate.retrieval import Embedder, nearest
+
+            neighbours = nearest(Embedder(), test, train, config.eval.few_shot_k)
+            shown = {example.id: [shot.id for shot in shots] for example, shots in zip(test, neighbours, strict=True)}
+            write_json(run.eval_dir / "retrieved_examples.json", shown)
+            chats = retrieved_few_shot_chats(test, neighbours, system)
+        replies = _generate(config, model, tokenizer, chats, name, show_progress, constraint)
         _write_predictions(config, run, name, test, replies)
-    write_json(run.eval_dir / "few_shot_examples.json", [shot.id for shot in shots])
+    for endpoint in config.eval.endpoints:
+        key = api_key(endpoint.api_key_env)
+        replies = [chat_completion(endpoint.base_url, endpoint.model, key, chat, config.eval.max_new_tokens)
+                   for chat in zero_shot_chats(test, system)]
+        _write_predictions(config, run, endpoint.name, test, replies)
+    if config.eval.probes.forgetting:
+        write_json(run.eval_dir / "probe_general_base.json", _general_answers(config, model, tokenizer))
 
 
 def evaluate_finetuned(config: Config, run: RunPaths, show_progress: bool = True) -> None:
-    """Generate the fine-tuned adapter's answers on the test split."""
-    test = test_examples(config, run)
-    model_dir = resolve_base_model(config.model.base)
-    # The adapter's own tokenizer carries the chat template it was trained with.
-    tokenizer = load_tokenizer(run.adapter)
-    # Merged in memory only to generate faster; the saved adapter is what is evaluated.
-    model = load_with_adapter(model_dir, run.adapter).merge_and_unload()
+    """Generate the fine-tuned model's answers on the test split, and its probe answers."""
+    test, train = test_examples(config, run), run.load_split("train")
+    model, tokenizer = _load_finetuned(config, run)
+    constraint = label_constraint(config, tokenizer, train)
     chats = zero_shot_chats(test, config.task.system_prompt)
-    replies = _generate(config, model, tokenizer, chats, FINETUNED, show_progress)
+    narrowed = narrowed_constraints(config, tokenizer, test, train)
+    replies = _generate(config, model, tokenizer, chats, FINETUNED, show_progress, constraint, narrowed)
     _write_predictions(config, run, FINETUNED, test, replies)
+    probes = config.eval.probes
+    if probes.forgetting:
+        write_json(run.eval_dir / "probe_general_finetuned.json", _general_answers(config, model, tokenizer))
+    if probes.fairness and config.task.labels:
+        pairs = counterfactual_examples(test, probes.max_rows)
+        by_id = {example.id: reply for example, reply in zip(test, replies, strict=True)}
+        swapped = _generate(config, model, tokenizer, zero_shot_chats([b for _, b in pairs], config.task.system_prompt),
+                            "fairness probe", show_progress, constraint)
+        regex = config.task.label_regex
+        result = fairness(pairs, [extract_label(by_id[a.id], regex) for a, _ in pairs],
+                          [extract_label(reply, regex) for reply in swapped], swapped)
+        write_json(run.eval_dir / "probe_fairness.json", result)
 
 
-def score_run(config: Config, run: RunPaths) -> EvalResult:
-    """Metrics for every candidate with predictions on disk, and the gate's decision."""
-    candidates = {}
-    for name in (FINETUNED, *BASELINES):
-        predictions = [Prediction(**row) for row in read_jsonl(run.predictions(name))]
-        candidates[name] = score(config.task, predictions)
-    decision = decide(config.eval.gate, candidates)
-    shots_file = run.eval_dir / "few_shot_examples.json"
-    result = EvalResult(
-        test_rows=candidates[FINETUNED].rows,
-        candidates=candidates,
-        decision=decision.decision,
-        decision_reasons=decision.reasons,
-        best_baseline=decision.best_baseline,
-        few_shot_ids=[str(i) for i in read_json(shots_file)] if shots_file.exists() else [],
-    )
-    write_json(run.eval_result, result.to_json())
+def label_constraint(config: Config, tokenizer: Any, train: list[Example]) -> LabelTrie | None:
+    """The label trie every candidate decodes with, when the task has labels and its training answers
+    agree on where the label sits; None (free generation) otherwise."""
+    task = config.task
+    if not (config.eval.constrain_labels and task.labels and task.label_regex and train):
+        return None
+    fmt = label_format([example.reference for example in train], task.label_regex)
+    if fmt is None:
+        return None
+    stops = stop_token_ids(tokenizer)
+    stop = tokenizer.eos_token_id if tokenizer.eos_token_id in stops else stops[0]
+    return build_trie(tokenizer, task.labels, fmt, stop)
+
+
+def narrowed_constraints(config: Config, tokenizer: Any, test: list[Example],
+                         train: list[Example]) -> list[LabelTrie] | None:
+    """With eval.retrieval_candidates = N: one trie per test input over the labels of its N most similar
+    training examples (the retrieval shortlist), so the model picks among likely labels only."""
+    task = config.task
+    count = config.eval.retrieval_candidates
+    if count == 0 or label_constraint(config, tokenizer, train) is None or task.label_regex is None:
+        return None
+    from tunewright.evaluate.retrieval import Embedder, nearest
+
+    fmt = label_format([example.reference for example in train], task.label_regex)
+    assert fmt is not None  # label_constraint found it
+    stops = stop_token_ids(tokenizer)
+    stop = tokenizer.eos_token_id if tokenizer.eos_token_id in stops else stops[0]
+    tries = {}
+    result = []
+    for shots in nearest(Embedder(), test, train, count):
+        shortlist = tuple(sorted({shot.label for shot in shots if shot.label in task.labels}))
+        if shortlist not in tries:
+            tries[shortlist] = build_trie(tokenizer, list(shortlist) or task.labels, fmt, stop)
+        result.append(tries[shortlist])
     return result
 
 
@@ -86,14 +127,37 @@ def test_examples(config: Config, run: RunPaths) -> list[Example]:
     return run.load_split("test")[: config.eval.max_test_rows]
 
 
+def _load_finetuned(config: Config, run: RunPaths) -> tuple[Any, Any]:
+    from tunewright.methods import load_trained
+    from tunewright.train import artifact_dir
+
+    artifact = artifact_dir(config, run)
+    # The artifact's own tokenizer carries the chat template it was trained with.
+    tokenizer = load_tokenizer(artifact)
+    model = load_trained(resolve_base_model(config.model.base), artifact, config.method.name)
+    if config.method.name in MERGEABLE:
+        # Merged in memory only to generate faster; the saved adapter is what is evaluated.
+        model = model.merge_and_unload()
+    return model, tokenizer
+
+
+def _general_answers(config: Config, model: Any, tokenizer: Any) -> list[str]:
+    """Answers to the shipped general-ability probes, asked plainly (no task system prompt)."""
+    chats = [[{"role": "user", "content": probe.prompt}] for probe in general_probes()]
+    replies = generate_replies(model, tokenizer, chats, PROBE_TOKENS, config.eval.batch_size)
+    return [reply.text for reply in replies]
+
+
 def _generate(config: Config, model: Any, tokenizer: Any, chats: list[Chat], name: str,
-              show_progress: bool) -> list[str]:
+              show_progress: bool, constraint: LabelTrie | None = None,
+              row_constraints: list[LabelTrie] | None = None) -> list[str]:
     progress = progress_bar(f"eval {name}", disable=not show_progress)
     with progress:
         task_id = progress.add_task(name, total=len(chats))
         replies = generate_replies(
             model, tokenizer, chats, config.eval.max_new_tokens, config.eval.batch_size,
-            on_batch=lambda done: progress.advance(task_id, done),
+            on_batch=lambda done: progress.advance(task_id, done), constraint=constraint,
+            row_constraints=row_constraints,
         )
     return [reply.text for reply in replies]
 

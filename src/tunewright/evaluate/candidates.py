@@ -1,5 +1,6 @@
 """The prompts each candidate answers: the fine-tuned model and the base model zero-shot both see the
-task's system prompt and the input; few-shot also sees k training examples as earlier turns."""
+task's system prompt and the input; few-shot also sees k training examples as earlier turns, random
+(few_shot) or the k most similar to the input (retrieved_few_shot)."""
 
 from __future__ import annotations
 
@@ -38,4 +39,14 @@ def few_shot_chats(test: list[Example], shots: list[Example], system_prompt: str
         system = example.prompt[:1] if example.prompt and example.prompt[0].role == "system" else ()
         turns = (*system, *demonstrations, *example.prompt[len(system):])
         chats.append(with_system_prompt(turns, system_prompt))
+    return chats
+
+
+def retrieved_few_shot_chats(test: list[Example], neighbours: list[list[Example]],
+                             system_prompt: str) -> list[Chat]:
+    """Like few-shot, but each test input sees its own k most similar training examples
+    (evaluate/retrieval.py), the closest one last."""
+    chats = []
+    for example, shots in zip(test, neighbours, strict=True):
+        chats.extend(few_shot_chats([example], shots, system_prompt))
     return chats

@@ -1,5 +1,6 @@
-"""The go / no-go decision: the fine-tuned model must beat the best prompting baseline by a margin
-written in the config, without giving up rubric quality."""
+"""The go / no-go decision: the fine-tuned model must beat a baseline (the best prompting baseline by
+default) by the margin in the config, optionally with the bootstrap interval's lower end above a bar,
+without giving up more than allowed on the metrics named in max_regression (rubric included)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 
 from tunewright.config import GateConfig
 from tunewright.evaluate.metrics import CandidateMetrics
+from tunewright.evaluate.stats import Comparison
 
 FINETUNED = "finetuned"
 # Metrics are ratios of small counts (17/20 - 16/20 != 0.05 in floats): a result exactly at the
@@ -21,24 +23,55 @@ class Decision:
     best_baseline: str
 
 
-def decide(gate: GateConfig, candidates: dict[str, CandidateMetrics]) -> Decision:
+def metric_value(metrics: CandidateMetrics, name: str) -> float | None:
+    """A metric by name; 'rubric.<criterion>' reads one rubric criterion's pass rate."""
+    if name.startswith("rubric."):
+        return metrics.rubric.get(name.removeprefix("rubric."))
+    value = getattr(metrics, name, None)
+    return value if isinstance(value, float | int) else None
+
+
+def decide(gate: GateConfig, candidates: dict[str, CandidateMetrics],
+           comparisons: list[Comparison] | None = None) -> Decision:
     tuned = candidates[FINETUNED]
     baselines = {name: m for name, m in candidates.items() if name != FINETUNED}
-    best = max(baselines, key=lambda name: getattr(baselines[name], gate.metric) or 0.0)
-    tuned_value = getattr(tuned, gate.metric) or 0.0
-    best_value = getattr(baselines[best], gate.metric) or 0.0
-    reasons = []
-    wins = tuned_value - best_value >= gate.beat_by - TOLERANCE
-    reasons.append(
-        f"{gate.metric}: finetuned {tuned_value:.3f} vs best baseline {best} {best_value:.3f} "
-        f"(needs +{gate.beat_by:.3f}): {'pass' if wins else 'FAIL'}"
-    )
-    keeps_rubric = True
-    if tuned.rubric_pass_rate is not None:
-        best_rubric = max(m.rubric_pass_rate or 0.0 for m in baselines.values())
-        keeps_rubric = best_rubric - tuned.rubric_pass_rate <= gate.max_rubric_regression + TOLERANCE
+    if not baselines:
+        return Decision("no-go", ["no baseline was evaluated, so there is nothing to beat"], "")
+    if gate.beat == "best_baseline" or gate.beat not in baselines:
+        best = max(baselines, key=lambda name: metric_value(baselines[name], gate.metric) or 0.0)
+    else:
+        best = gate.beat
+    reasons, passed = [], True
+    tuned_value = metric_value(tuned, gate.metric)
+    best_value = metric_value(baselines[best], gate.metric) or 0.0  # a baseline without it scores 0
+    if tuned_value is None:
+        passed = False
+        reasons.append(f"{gate.metric}: not measured for this task (pick another eval.gate.metric): FAIL")
+    else:
+        wins = tuned_value - best_value >= gate.beat_by - TOLERANCE
+        passed &= wins
         reasons.append(
-            f"rubric_pass_rate: finetuned {tuned.rubric_pass_rate:.3f} vs best baseline {best_rubric:.3f} "
-            f"(may drop at most {gate.max_rubric_regression:.3f}): {'pass' if keeps_rubric else 'FAIL'}"
+            f"{gate.metric}: finetuned {tuned_value:.3f} vs {best} {best_value:.3f} "
+            f"(needs +{gate.beat_by:.3f}): {'pass' if wins else 'FAIL'}"
         )
-    return Decision("go" if wins and keeps_rubric else "no-go", reasons, best)
+    if gate.ci_lower_above is not None:
+        found = [c for c in comparisons or [] if c.metric == gate.metric and c.baseline == best]
+        lower = found[0].ci95[0] if found else None
+        sure = lower is not None and lower > gate.ci_lower_above
+        passed &= sure
+        shown = "not computed" if lower is None else f"{lower:+.3f}"
+        reasons.append(f"{gate.metric}: 95% interval of the difference to {best} starts at {shown} "
+                       f"(must be above {gate.ci_lower_above:+.3f}): {'pass' if sure else 'FAIL'}")
+    limits = dict(gate.max_regression)
+    if tuned.rubric_pass_rate is not None:
+        limits.setdefault("rubric_pass_rate", gate.max_rubric_regression)
+    for metric, allowed in limits.items():
+        ours = metric_value(tuned, metric)
+        theirs = [v for m in baselines.values() if (v := metric_value(m, metric)) is not None]
+        if ours is None or not theirs:
+            continue
+        keeps = max(theirs) - ours <= allowed + TOLERANCE
+        passed &= keeps
+        reasons.append(f"{metric}: finetuned {ours:.3f} vs best baseline {max(theirs):.3f} "
+                       f"(may drop at most {allowed:.3f}): {'pass' if keeps else 'FAIL'}")
+    return Decision("go" if passed else "no-go", reasons, best)

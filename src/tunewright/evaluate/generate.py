@@ -1,4 +1,5 @@
-"""Batched greedy generation: left padding, KV cache, stop on the end-of-turn token."""
+"""Batched greedy generation: left padding, KV cache, stop on the end-of-turn token; optionally with
+the answer's label constrained to the task's label set (evaluate/constrained.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+from transformers import LogitsProcessorList
 
 from tunewright.chat import prompt_ids, stop_token_ids
+from tunewright.evaluate.constrained import LabelConstraint, LabelTrie
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -34,8 +37,11 @@ def generate_replies(
     max_new_tokens: int,
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,
+    constraint: LabelTrie | None = None,
+    row_constraints: list[LabelTrie] | None = None,
 ) -> list[Reply]:
-    """The assistant's reply to each chat, in input order. Prompts of similar length share a batch."""
+    """The assistant's reply to each chat, in input order. Prompts of similar length share a batch.
+    With `constraint` (or one trie per chat in `row_constraints`) the label comes from the trie."""
     encoded = [prompt_ids(tokenizer, chat) for chat in chats]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     replies: list[Reply | None] = [None] * len(encoded)
@@ -44,7 +50,8 @@ def generate_replies(
     for start in range(0, len(order), batch_size):
         batch = order[start:start + batch_size]
         rows = [encoded[i] for i in batch]
-        output, prompt_width = _generate_batch(model, rows, max_new_tokens, stops, pad_id)
+        tries = [row_constraints[i] for i in batch] if row_constraints is not None else None
+        output, prompt_width = _generate_batch(model, rows, max_new_tokens, stops, pad_id, constraint, tries)
         for row, index in enumerate(batch):
             new_tokens = output[row, prompt_width:].tolist()
             ends = [position for position, token in enumerate(new_tokens) if token in stops]
@@ -57,7 +64,8 @@ def generate_replies(
 
 
 def _generate_batch(
-    model: CausalLM, rows: list[list[int]], max_new_tokens: int, stops: list[int], pad_id: int
+    model: CausalLM, rows: list[list[int]], max_new_tokens: int, stops: list[int], pad_id: int,
+    constraint: LabelTrie | None = None, row_constraints: list[LabelTrie] | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Greedy continuations of `rows`. The prefix all rows share (system prompt, few-shot examples)
     is encoded once and its cache copied to every row; each row's own part is left-padded after it,
@@ -77,6 +85,9 @@ def _generate_batch(
         cache = model(input_ids=input_ids[:1, :shared].to(model.device), use_cache=True, logits_to_keep=1).cache
         cache.batch_repeat_interleave(len(rows))
         extra["cache"] = cache
+    if constraint is not None or row_constraints is not None:
+        processor = LabelConstraint(constraint, shared + width, row_constraints)
+        extra["logits_processor"] = LogitsProcessorList([processor])
     output = model.generate(
         input_ids=input_ids.to(model.device),
         attention_mask=attention_mask.to(model.device),

@@ -13,6 +13,8 @@ CHANGE_ORDER = ("improved", "regressed", "")
 
 def compare_examples(run: RunPaths, best_baseline: str) -> tuple[list[Comparison], str]:
     """Up to SHOWN_EXAMPLES comparisons, changed rows first, and a line counting the changes."""
+    if not best_baseline or not run.predictions(best_baseline).exists():
+        return [], "No baseline was evaluated, so there is nothing to show side by side."
     inputs = {example.id: last_user_turn(example) for example in run.load_split("test")}
     baseline = {p.example_id: p for p in _predictions(run, best_baseline)}
     comparisons = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from tunewright.report.view import FINETUNED, Comparison, ReportView, Table
+from tunewright.report.view import FINETUNED, Comparison, ReportView, Section, Table
 
 DECISION_TEXT = {"go": "GO", "no-go": "NO-GO"}
 STYLE = """
@@ -45,6 +45,7 @@ def render_html(view: ReportView, loss_png: bytes) -> str:
     ]
     if view.rubric is not None:
         sections += ["<h2>Rubric pass rate per criterion</h2>", table(view.rubric)]
+    sections += [section(item) for item in view.sections]
     sections += [
         "<h2>Loss curve</h2>",
         f'<img alt="loss curve" src="data:image/png;base64,{image}">',
@@ -58,6 +59,11 @@ def render_html(view: ReportView, loss_png: bytes) -> str:
         f"<title>{DECISION_TEXT[view.decision]}: tunewright report</title>\n<style>{STYLE}</style>\n"
         f"</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
+
+
+def section(item: Section) -> str:
+    paragraphs = "".join(f"<p>{escape(text)}</p>" for text in item.paragraphs)
+    return f"<h2>{escape(item.title)}</h2>{paragraphs}" + "".join(table(t) for t in item.tables)
 
 
 def table(content: Table) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tunewright.report.view import FINETUNED, Comparison, ReportView, Table
+from tunewright.report.view import FINETUNED, Comparison, ReportView, Section, Table
 
 DECISION_HEADINGS = {"go": "✅ GO", "no-go": "❌ NO-GO"}
 
@@ -23,10 +23,15 @@ def render_markdown(view: ReportView) -> str:
     ]
     if view.rubric is not None:
         parts += ["## Rubric pass rate per criterion", table(view.rubric)]
+    parts += [section(item) for item in view.sections]
     parts += ["## Loss curve", f"![loss curve]({view.plot_name})"]
     parts += ["## Examples side by side", view.comparison_summary]
     parts += [comparison(index, item, view.best_baseline) for index, item in enumerate(view.comparisons, 1)]
     return "\n\n".join(parts) + "\n"
+
+
+def section(item: Section) -> str:
+    return "\n\n".join([f"## {item.title}", *item.paragraphs, *(table(t) for t in item.tables)])
 
 
 def table(content: Table) -> str:

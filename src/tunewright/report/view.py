@@ -3,7 +3,7 @@ HTML reports lay out the same content and differ only in markup."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # Mirrors evaluate.gate.FINETUNED; importing evaluate would pull torch into `import tunewright.report`.
@@ -14,6 +14,10 @@ METRIC_COLUMNS = (
     ("macro_f1", "macro-F1"),
     ("rubric_pass_rate", "rubric pass rate"),
     ("no_label_rate", "no-label rate"),
+    ("exact_match", "exact match"),
+    ("rouge_l", "ROUGE-L"),
+    ("semantic_similarity", "semantic similarity"),
+    ("judge_pass_rate", "judge pass rate"),
 )
 VERDICTS = {
     "go": "The fine-tuned model clears the quality gate against the best prompting baseline.",
@@ -23,6 +27,8 @@ CANDIDATE_NOTES = {
     "finetuned": "the base model with the trained adapter, given the task prompt",
     "zero_shot": "the base model, given the task prompt only",
     "few_shot": "the base model, given the task prompt and a few training examples",
+    "retrieved_few_shot": "the base model, given the task prompt and the training examples most similar to the "
+                          "input (MiniLM embeddings)",
 }
 
 
@@ -30,6 +36,15 @@ CANDIDATE_NOTES = {
 class Table:
     headers: list[str]
     rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled block of evidence: paragraphs, then tables."""
+
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -60,10 +75,11 @@ class ReportView:
     plot_name: str
     comparison_summary: str
     comparisons: list[Comparison]
+    sections: list[Section] = field(default_factory=list)  # intervals, confusion, probes, other rounds
 
 
 def build_view(summary: dict[str, Any], plot_name: str, comparisons: list[Comparison],
-               comparison_summary: str) -> ReportView:
+               comparison_summary: str, sections: list[Section] | None = None) -> ReportView:
     evaluation = summary["eval"]
     candidates: dict[str, dict[str, Any]] = evaluation["candidates"]
     order = candidate_order(candidates)
@@ -75,12 +91,13 @@ def build_view(summary: dict[str, Any], plot_name: str, comparisons: list[Compar
         alerts=training_alerts(summary["training"]),
         gate=gate_line(evaluation["gate"], evaluation["best_baseline"]),
         best_baseline=evaluation["best_baseline"],
-        candidate_notes=[f"{name}: {CANDIDATE_NOTES[name]}" for name in order if name in CANDIDATE_NOTES],
+        candidate_notes=[f"{name}: {CANDIDATE_NOTES.get(name, 'an OpenAI-compatible endpoint')}" for name in order],
         metrics=metrics_table(candidates, order, evaluation["best_baseline"]),
         rubric=rubric_table(candidates, order),
         plot_name=plot_name,
         comparison_summary=comparison_summary,
         comparisons=comparisons,
+        sections=sections or [],
     )
 
 
@@ -133,18 +150,25 @@ def training_alerts(training: dict[str, Any]) -> list[str]:
 
 
 def gate_line(gate: dict[str, Any], best_baseline: str) -> str:
-    return (f"To pass, the fine-tuned model must beat the best prompting baseline ({best_baseline}) on "
-            f"{gate['metric']} by at least {gate['beat_by'] * 100:.1f} points, and lose at most "
-            f"{gate['max_rubric_regression'] * 100:.1f} points of rubric pass rate.")
+    target = "the best prompting baseline" if gate.get("beat", "best_baseline") == "best_baseline" else gate["beat"]
+    line = (f"To pass, the fine-tuned model must beat {target} ({best_baseline or 'none evaluated'}) on "
+            f"{gate['metric']} by at least {gate['beat_by'] * 100:.1f} points")
+    if gate.get("ci_lower_above") is not None:
+        line += f", with the 95 % interval of the difference above {gate['ci_lower_above'] * 100:+.1f} points"
+    limits = {"rubric pass rate": gate["max_rubric_regression"], **gate.get("max_regression", {})}
+    return line + ", and lose at most " + ", ".join(
+        f"{value * 100:.1f} points of {name}" for name, value in limits.items()) + "."
 
 
 def metrics_table(candidates: dict[str, dict[str, Any]], order: list[str], best_baseline: str) -> Table:
+    shown = [(key, title) for key, title in METRIC_COLUMNS
+             if any(candidates[name].get(key) is not None for name in order)]
     rows = []
     for name in order:
         metrics = candidates[name]
         title = f"{name} (best baseline)" if name == best_baseline else name
-        rows.append([title, str(metrics["rows"]), *(percent(metrics[key]) for key, _ in METRIC_COLUMNS)])
-    return Table(["candidate", "test rows", *(title for _, title in METRIC_COLUMNS)], rows)
+        rows.append([title, str(metrics["rows"]), *(percent(metrics.get(key)) for key, _ in shown)])
+    return Table(["candidate", "test rows", *(title for _, title in shown)], rows)
 
 
 def rubric_table(candidates: dict[str, dict[str, Any]], order: list[str]) -> Table | None:

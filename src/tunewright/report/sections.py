@@ -1,0 +1,108 @@
+"""The report's evidence sections as plain data (title, paragraphs, tables): differences with bootstrap
+intervals, the confusion matrix, the probes, and a comparison with another round."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunewright.report.view import FINETUNED, MISSING, Section, Table, percent
+
+FULL_MATRIX_LABELS = 12  # above this many labels, the most frequent confusions are listed instead
+TOP_CONFUSIONS = 15
+METRIC_NAMES = {
+    "label_accuracy": "label accuracy", "macro_f1": "macro-F1", "rubric_pass_rate": "rubric pass rate",
+    "exact_match": "exact match", "rouge_l": "ROUGE-L", "semantic_similarity": "semantic similarity",
+    "judge_pass_rate": "judge pass rate", "no_label_rate": "no-label rate",
+}
+
+
+def metric_name(key: str) -> str:
+    if key.startswith("rubric."):
+        return f"rubric: {key.removeprefix('rubric.')}"
+    return METRIC_NAMES.get(key, key)
+
+
+def points(value: float) -> str:
+    return f"{value * 100:+.1f}"
+
+
+def intervals_section(comparisons: list[dict[str, Any]], resamples: int | None) -> Section | None:
+    if not comparisons:
+        return None
+    rows = []
+    for item in comparisons:
+        low, high = item["ci95"]
+        verdict = "better" if low > 0 else "worse" if high < 0 else "not distinguishable"
+        rows.append([metric_name(item["metric"]), item["baseline"], points(item["difference"]),
+                     f"[{points(low)}, {points(high)}]", verdict])
+    note = ("Each row is the fine-tuned model minus one baseline, in percentage points, with a paired bootstrap "
+            "95 % interval (the same resampled test rows for both candidates"
+            + (f", {resamples} resamples" if resamples else "") + "). An interval that contains 0 means the "
+            "test set cannot tell the two apart on that metric.")
+    table = Table(["metric", "baseline", "difference (points)", "95 % interval", "reading"], rows)
+    return Section("Differences with 95 % intervals", [note], [table])
+
+
+def confusion_section(candidates: dict[str, dict[str, Any]]) -> Section | None:
+    confusion: dict[str, dict[str, int]] = candidates.get(FINETUNED, {}).get("confusion") or {}
+    if not confusion:
+        return None
+    labels = sorted({*confusion, *(p for row in confusion.values() for p in row)})
+    if len(labels) <= FULL_MATRIX_LABELS:
+        rows = [[gold, *(str(confusion[gold].get(predicted, 0)) for predicted in labels)]
+                for gold in labels if gold in confusion]
+        note = "Rows are the reference label, columns the fine-tuned model's label; the diagonal is right."
+        return Section("Confusion matrix (fine-tuned)", [note], [Table(["reference \\ predicted", *labels], rows)])
+    pairs = sorted(((count, gold, predicted) for gold, row in confusion.items() for predicted, count in row.items()
+                    if predicted != gold), reverse=True)[:TOP_CONFUSIONS]
+    rows = [[gold, predicted, str(count)] for count, gold, predicted in pairs]
+    note = f"{len(labels)} labels are too many for a readable matrix: the most frequent confusions follow."
+    return Section("Confusion matrix (fine-tuned)", [note], [Table(["reference", "predicted", "rows"], rows)])
+
+
+def probe_sections(probes: dict[str, Any]) -> list[Section]:
+    sections = []
+    copied = probes.get("memorisation")
+    if copied:
+        text = (f"{copied['copied']} of {copied['rows']} fine-tuned test answers ({percent(copied['rate'])}) repeat "
+                f"a span of {copied['span_tokens']} or more tokens from a training answer.")
+        rows = [[e["example_id"], e["span"], e["training_example"]] for e in copied["examples"]]
+        tables = [Table(["test row", "copied span", "training example"], rows)] if rows else []
+        sections.append(Section("Probe: memorisation", [text], tables))
+    forgot = probes.get("forgetting")
+    if forgot:
+        text = (f"On {forgot['probes']} general questions shipped with tunewright (facts, arithmetic, "
+                f"instructions), the base model passes {percent(forgot['base_pass_rate'])} and the fine-tuned "
+                f"model {percent(forgot['finetuned_pass_rate'])}: a drop of {points(forgot['drop'])} points.")
+        kinds = Table(["kind", "base", "fine-tuned"],
+                      [[kind, percent(r["base"]), percent(r["finetuned"])] for kind, r in forgot["by_kind"].items()])
+        lost = Table(["question", "base answer", "fine-tuned answer"],
+                     [[r["prompt"], r["base"], r["finetuned"]] for r in forgot["lost"]])
+        sections.append(Section("Probe: forgetting", [text], [kinds, *([lost] if forgot["lost"] else [])]))
+    fair = probes.get("fairness")
+    if fair:
+        if fair["pairs"]:
+            text = (f"{fair['pairs']} test inputs had a name, gendered word or place swapped; the fine-tuned model "
+                    f"changed its label on {fair['flipped']} ({percent(fair['flip_rate'])}).")
+        else:
+            text = "No test input mentions a name, gendered word or place from the word lists: nothing to swap."
+        rows = [[e["input"], e["swapped_input"], e["label"] or MISSING, e["swapped_label"] or MISSING]
+                for e in fair["examples"]]
+        tables = [Table(["input", "swapped input", "label", "label after swap"], rows)] if rows else []
+        sections.append(Section("Probe: counterfactual fairness", [text], tables))
+    return sections
+
+
+def round_comparison(summary: dict[str, Any], other: dict[str, Any], other_name: str) -> Section:
+    """This run's fine-tuned model against another round's, metric by metric."""
+    ours, theirs = summary["eval"]["candidates"][FINETUNED], other["eval"]["candidates"][FINETUNED]
+    rows = []
+    for key, title in METRIC_NAMES.items():
+        if ours.get(key) is None and theirs.get(key) is None:
+            continue
+        change = MISSING if ours.get(key) is None or theirs.get(key) is None else points(ours[key] - theirs[key])
+        rows.append([title, percent(theirs.get(key)), percent(ours.get(key)), change])
+    rows.append(["decision", other["decision"], summary["decision"], ""])
+    text = (f"This run against {other_name} (the other round's fine-tuned model), on their own test splits "
+            f"({other['eval']['test_rows']} and {summary['eval']['test_rows']} rows).")
+    return Section(f"Compared with {other_name}", [text], [Table(["metric", other_name, "this run", "change"], rows)])
