@@ -3,8 +3,9 @@ a few optimizer steps), next to what `tunewright plan` predicts for the same sha
 
     TUNEWRIGHT_CACHE=/tmp/twcache .venv/bin/python bench/plan_memory.py --json bench/results/plan_memory.json
 
-Peak = the process's peak resident memory during training (VmHWM, reset after imports) minus its
-resident memory after imports, so it counts weights, gradients, optimizer state and activations."""
+Peak = on CUDA, the peak allocated GPU memory; on CPU, the process's peak resident memory during
+training (VmHWM, reset after loading) minus its resident memory after imports. Both count weights,
+gradients, optimizer state and activations."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import torch
 
 MEASURE = r"""
 import json, sys, torch
@@ -32,30 +35,41 @@ def hwm():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
 
-method, batch, seq = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+method, batch, seq, model_dir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+cuda = torch.cuda.is_available()
 torch.manual_seed(0)
-model_dir = resolve_base_model("smollm2-135m-instruct")
-ids = torch.randint(100, 40000, (batch, seq))
+model_dir = resolve_base_model(model_dir)
+ids = torch.randint(100, 40000, (batch, seq), device="cuda" if cuda else "cpu")
 mask = torch.ones_like(ids)
-before = rss()
-Path("/proc/self/clear_refs").write_text("5")  # loading may briefly double memory; count from here
+before = torch.cuda.memory_allocated() if cuda else rss()
+if not cuda:
+    Path("/proc/self/clear_refs").write_text("5")  # loading may briefly double memory; count from here
 model = METHODS[method].prepare(load_base(model_dir, METHODS[method]), MethodConfig(name=method))
+if cuda:
+    model.to("cuda")
 model.train()
 optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-loaded = rss()
-Path("/proc/self/clear_refs").write_text("5")
+loaded = torch.cuda.memory_allocated() if cuda else rss()
+if cuda:
+    torch.cuda.reset_peak_memory_stats()
+else:
+    Path("/proc/self/clear_refs").write_text("5")
 for _ in range(2):
     plain_loss(model, ids, mask, ids).backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-print(json.dumps({"method": method, "peak_bytes": max(hwm(), loaded) - before}))
+peak = torch.cuda.max_memory_allocated() if cuda else hwm()
+print(json.dumps({"method": method, "peak_bytes": max(peak, loaded) - before}))
 """
 
 
-def measure(method: str, batch: int, seq: int) -> int:
-    output = subprocess.run([sys.executable, "-c", MEASURE, method, str(batch), str(seq)], check=True,
-                            capture_output=True, text=True, env=None).stdout
-    return int(json.loads(output.strip().splitlines()[-1])["peak_bytes"])
+def measure(method: str, batch: int, seq: int, model: str) -> int | None:
+    done = subprocess.run([sys.executable, "-c", MEASURE, method, str(batch), str(seq), model],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"{method}: failed: {done.stderr.strip().splitlines()[-1]}", flush=True)
+        return None
+    return int(json.loads(done.stdout.strip().splitlines()[-1])["peak_bytes"])
 
 
 def main() -> None:
@@ -67,20 +81,25 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--methods", nargs="*", default=sorted(METHODS))
+    parser.add_argument("--model", default="smollm2-135m-instruct", help="The packaged model or a model dir.")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    shape = ModelShape.from_dir(resolve_base_model("smollm2-135m-instruct"))
+    shape = ModelShape.from_dir(resolve_base_model(args.model))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     rows = []
     print(f"{'method':<14} {'measured GB':>12} {'planned GB':>11} {'ratio':>6}")
     for method in args.methods:
-        measured = measure(method, args.batch, args.seq_len)
+        measured = measure(method, args.batch, args.seq_len, args.model)
+        if measured is None:
+            continue
         planned = plan_memory(shape, method, args.seq_len, args.batch, "fp32").total
         rows.append({"method": method, "measured_bytes": measured, "planned_bytes": planned,
                      "ratio": planned / measured})
         print(f"{method:<14} {measured / 1e9:>12.3f} {planned / 1e9:>11.3f} {planned / measured:>6.2f}", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"batch": args.batch, "seq_len": args.seq_len, "rows": rows}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"batch": args.batch, "seq_len": args.seq_len, "device": device,
+                                         "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

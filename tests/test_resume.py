@@ -29,7 +29,7 @@ def _train(config: Path, out: Path, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
 
 
-def _wait_for(path: Path, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+def _wait_for(path: Path, process: subprocess.Popen[bytes], timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while not path.is_dir():
         assert process.poll() is None, f"training ended before {path.name} appeared"

@@ -16,6 +16,12 @@ GB = 1e9
 ADAM_BYTES = 8  # two fp32 moments per trainable parameter
 LORA_LINEARS = 7  # q, k, v, o, gate, up, down in every Llama-style layer
 NF4_BYTES = 0.53  # 4-bit weights plus double-quantized block scales
+# Tensors saved for backward per token and layer, in multiples of the hidden and intermediate widths,
+# fitted to peak GPU memory measured for each method (bench/results/plan_memory_gpu.json): norms,
+# attention and MLP inputs/outputs; weight gradients (full) need a few more; LoRA-style adapters also
+# keep every adapted linear's dropped-out input, DoRA its weight norms.
+ACTIVATION_WIDTHS = {"frozen": (8.0, 3.0), "ia3": (9.0, 3.75), "full": (10.0, 3.5), "lora": (16.0, 5.25),
+                     "qlora": (16.0, 5.25), "dora": (28.0, 7.0)}
 ADAPTER_METHODS = ("lora", "dora", "qlora", "ia3", "prompt_tuning", "prefix_tuning")
 
 
@@ -122,12 +128,7 @@ def plan_memory(shape: ModelShape, method: str, seq_len: int, batch: int, precis
     else:
         weights = compute_bytes * shape.parameters + 4.0 * trainable
     tokens = seq_len * batch
-    # Saved for backward per token and layer, in units of hidden/intermediate width (fitted to the
-    # measured peaks): norms, q/k/v/o inputs and outputs, residuals, the MLP's four intermediate-wide
-    # tensors; LoRA-style adapters also keep each adapted linear's (dropped-out) input.
-    hidden_terms, intermediate_terms = (16.0, 6.0)
-    if method in ("lora", "qlora", "dora"):
-        hidden_terms, intermediate_terms = hidden_terms + 6 + (6 if method == "dora" else 0), intermediate_terms + 1
+    hidden_terms, intermediate_terms = ACTIVATION_WIDTHS.get(method, ACTIVATION_WIDTHS["frozen"])
     per_token = shape.layers * (hidden_terms * shape.hidden + intermediate_terms * shape.intermediate)
     logits = 3.0 * shape.vocab * 4  # fp32 logits, their softmax and gradient, for every token (upper bound)
     activations = tokens * (per_token * compute_bytes + logits)
