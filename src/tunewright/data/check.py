@@ -3,6 +3,7 @@ reported (and stop it too with `data.strict`). Each check lives in its own modul
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from tunewright.data.labels import check_labels, normalise_label
 from tunewright.data.leakage import check_leakage
 from tunewright.data.lengths import check_lengths, token_lengths
 from tunewright.data.pii import find_pii
+from tunewright.data.textscan import offsets
 from tunewright.records import Example
 
 if TYPE_CHECKING:
@@ -93,13 +95,15 @@ def check_dataset(
 
 def check_pii(examples: list[Example]) -> list[Finding]:
     """One warning per turn holding personal data, naming the kinds found."""
-    turns = [(example, index) for example in examples for index in range(len(example.messages))]
+    contents = [message.content for example in examples for message in example.messages]
+    first_turn = offsets(len(example.messages) for example in examples)
     kinds: dict[int, list[str]] = {}
-    for match in find_pii([example.messages[index].content for example, index in turns]):
+    for match in find_pii(contents):
         kinds.setdefault(match.text_index, []).append(match.kind)
     findings = []
     for turn, found in sorted(kinds.items()):
-        example, index = turns[turn]
+        example = examples[bisect_right(first_turn, turn) - 1]
+        index = turn - first_turn[bisect_right(first_turn, turn) - 1]
         names = ", ".join(f"{kind} x{count}" if count > 1 else kind for kind, count in Counter(found).items())
         findings.append(Finding("warning", "pii", f"personal data in the {example.messages[index].role} turn "
                                 f"({names}); redact with `data clean --redact-pii`", example.source,

@@ -4,10 +4,11 @@ special tokens pasted into any turn. One regex pass over all texts for each."""
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable
 
 from tunewright.data.readers import Finding
-from tunewright.data.textscan import texts_containing
+from tunewright.data.textscan import offsets, texts_containing
 from tunewright.records import Example
 
 REFUSAL = re.compile(
@@ -35,13 +36,15 @@ def check_content(examples: list[Example], extra_tokens: Iterable[str] = ()) -> 
             findings.append(Finding("warning", "refusal", f"answer contains refusal boilerplate {match.group()!r}; "
                                     "the model would learn to refuse", example.source,
                                     f"messages[{len(example.messages) - 1}]"))
-    turns = [(example, index) for example in examples for index in range(len(example.messages))]
+    contents = [message.content for example in examples for message in example.messages]
+    first_turn = offsets(len(example.messages) for example in examples)
     flagged: set[int] = set()
-    for turn in texts_containing([example.messages[index].content for example, index in turns], tokens):
-        example, index = turns[turn]
+    for turn in texts_containing(contents, tokens):
+        row = bisect_right(first_turn, turn) - 1
+        example, index = examples[row], turn - first_turn[row]
         match = special.search(example.messages[index].content)
-        if match and id(example) not in flagged:
-            flagged.add(id(example))
+        if match and row not in flagged:
+            flagged.add(row)
             findings.append(Finding("error", "special-token", f"{example.messages[index].role} turn contains the "
                                     f"chat-template token {match.group()!r}; remove it (the template adds its "
                                     "own)", example.source, f"messages[{index}]"))

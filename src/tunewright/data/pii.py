@@ -7,6 +7,8 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass
 
+from tunewright.data.textscan import offsets
+
 PLACEHOLDERS = {"email": "<EMAIL>", "card": "<CARD>", "iban": "<IBAN>", "national_id": "<NATIONAL_ID>",
                 "phone": "<PHONE>"}
 # One alternation, most specific kind first, so a card number is never also reported as a phone number.
@@ -38,10 +40,7 @@ def find_pii(texts: list[str]) -> list[PiiMatch]:
     """Every validated personal-data match in `texts`, scanning them joined so the regex runs once."""
     separator = "\n\x00\n"  # a NUL never survives reading, so no match can span two texts
     joined = separator.join(texts)
-    starts, offset = [], 0
-    for text in texts:
-        starts.append(offset)
-        offset += len(text) + len(separator)
+    starts = offsets(len(text) + len(separator) for text in texts)
     found = []
     for window_start, window_end in _candidate_windows(joined):
         for match in _PATTERN.finditer(joined, window_start, window_end):

@@ -4,6 +4,8 @@ joined, instead of a regex per text (that costs seconds at 100k rows)."""
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterable
+from itertools import accumulate
 
 
 def texts_containing(texts: list[str], needles: list[str], casefold: bool = False) -> list[int]:
@@ -13,15 +15,23 @@ def texts_containing(texts: list[str], needles: list[str], casefold: bool = Fals
     if casefold:  # per text: lower() can change a text's length, and the offsets must stay right
         texts = [text.lower() for text in texts]
     joined = separator.join(texts)
-    starts, offset = [], 0
-    for text in texts:
-        starts.append(offset)
-        offset += len(text) + len(separator)
-    # Scan once per distinct two-character prefix (chat-template tokens mostly share "<|"), then confirm.
+    starts = offsets(len(text) + len(separator) for text in texts)
+    # Needles that share their first two characters (chat-template tokens share "<|") are scanned once,
+    # by their common prefix, and confirmed per candidate text.
+    groups: dict[str, list[str]] = {}
+    for needle in needles:
+        groups.setdefault(needle[:2], []).append(needle)
     candidates: set[int] = set()
-    for prefix in {needle[:2] for needle in needles}:
+    for group in groups.values():
+        low, high = min(group), max(group)  # their common prefix is the whole group's
+        prefix = low[: next((i for i, (a, b) in enumerate(zip(low, high)) if a != b), len(low))]
         position = joined.find(prefix)
         while position != -1:
             candidates.add(bisect_right(starts, position) - 1)
             position = joined.find(prefix, position + 1)
     return sorted(row for row in candidates if any(needle in texts[row] for needle in needles))
+
+
+def offsets(lengths: Iterable[int]) -> list[int]:
+    """Start of each item when items of these lengths are laid end to end (for `bisect_right` lookups)."""
+    return list(accumulate(lengths, initial=0))
