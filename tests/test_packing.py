@@ -13,6 +13,7 @@ from transformers import AutoModelForCausalLM
 from tunewright.chat import IGNORE_INDEX
 from tunewright.config import load_config
 from tunewright.data.formats import read_examples
+from tunewright.errors import ConfigError
 from tunewright.modeling import load_tokenizer
 from tunewright.packing import PackCollator, PadCollator
 from tunewright.pipeline import prepare_run
@@ -75,3 +76,11 @@ def test_training_with_packing_learns(make_project: Any, tmp_path: Path) -> None
     losses = [row["train_loss"] for row in read_jsonl(run.metrics) if row["train_loss"] is not None]
     assert result.steps == 8 and sum(losses[-2:]) / 2 < losses[0]
     assert (run.adapter / "adapter_model.safetensors").is_file()
+
+
+def test_packing_is_refused_for_methods_with_virtual_tokens(make_project: Any, tmp_path: Path) -> None:
+    config = load_config(make_project(tmp_path, 40), ["training.packing=true", "method.name=prefix_tuning"])
+    run = RunPaths(tmp_path / "run")
+    prepare_run(config, run, announce=lambda message: None)
+    with pytest.raises(ConfigError, match=r"training\.packing"):
+        train_run(config, run, show_progress=False)

@@ -18,7 +18,7 @@ from transformers import PrinterCallback, TrainerCallback, TrainingArguments, se
 from tunewright.chat import IGNORE_INDEX, encode_example, stop_token_ids
 from tunewright.checkpoints import Checkpoints, StopOnSignal, TrainingInterrupted, latest_checkpoint
 from tunewright.config import Config
-from tunewright.errors import DataError
+from tunewright.errors import ConfigError, DataError
 from tunewright.methods import METHODS, load_base
 from tunewright.modeling import CausalLM, fast_bf16_available, load_tokenizer, resolve_base_model
 from tunewright.packing import PackCollator, PadCollator
@@ -62,6 +62,9 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True, resume:
         raise DataError("every training label is masked: there is no assistant answer to learn from")
 
     method = METHODS[config.method.name]
+    if config.training.packing and not method.shares_prefix:
+        raise ConfigError(f"training.packing: {config.method.name} puts virtual tokens before each input, so "
+                          "examples cannot share a row; set training.packing=false for this method")
     precision = resolve_precision(config.training.precision)
     set_seed(config.training.seed)  # adapter initialisation is part of the run's seeded state
     model = method.prepare(load_base(model_dir, method), config.method)
