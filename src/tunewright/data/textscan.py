@@ -24,7 +24,7 @@ def texts_containing(texts: list[str], needles: list[str], casefold: bool = Fals
     candidates: set[int] = set()
     for group in groups.values():
         low, high = min(group), max(group)  # their common prefix is the whole group's
-        prefix = low[: next((i for i, (a, b) in enumerate(zip(low, high)) if a != b), len(low))]
+        prefix = low[: next((i for i, (a, b) in enumerate(zip(low, high, strict=False)) if a != b), len(low))]
         position = joined.find(prefix)
         while position != -1:
             candidates.add(bisect_right(starts, position) - 1)
