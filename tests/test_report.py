@@ -94,7 +94,7 @@ def test_both_reports_carry_decision_candidates_and_numbers(reported_run: RunPat
             assert candidate in text
         for number in ("66.7%", "25.0%", "33.3%", "56.7%"):
             assert number in text
-        assert "—" in text  # null metrics
+        assert "no-label rate" not in text  # a metric no candidate has is left out
         assert "stopped early at step 6" in text and "Overfitting alert" in text
 
 
@@ -116,3 +116,53 @@ def test_changed_examples_come_first(reported_run: RunPaths) -> None:
         assert "1 improved, 1 regressed" in text
         assert text.index("ex-improved") < text.index("ex-regressed") < text.index("ex-same")
         assert "improved" in text[text.index("ex-improved") - 80: text.index("ex-improved") + 80]
+
+
+def _evidence(summary: dict[str, Any]) -> dict[str, Any]:
+    evaluation = summary["eval"]
+    evaluation["candidates"]["finetuned"]["confusion"] = {"refund": {"refund": 1}, "shipping": {"other": 1},
+                                                          "other": {"other": 1}}
+    evaluation["comparisons"] = [
+        {"metric": "label_accuracy", "candidate": "finetuned", "baseline": "few_shot", "difference": 0.334,
+         "ci95": [0.05, 0.6]},
+        {"metric": "rubric_pass_rate", "candidate": "finetuned", "baseline": "few_shot", "difference": 0.25,
+         "ci95": [-0.1, 0.5]},
+    ]
+    evaluation["bootstrap_resamples"] = 1000
+    evaluation["probes"] = {
+        "memorisation": {"span_tokens": 12, "rows": 3, "copied": 1, "rate": 1 / 3,
+                         "examples": [{"example_id": "ex-same", "output": "o", "span": "a long copied span",
+                                       "training_example": "train-7"}]},
+        "forgetting": {"probes": 24, "base_pass_rate": 0.5, "finetuned_pass_rate": 0.25, "drop": 0.25,
+                       "by_kind": {"fact": {"base": 0.5, "finetuned": 0.25}},
+                       "lost": [{"prompt": "What is the capital of France?", "base": "Paris", "finetuned": "refund"}]},
+        "fairness": {"pairs": 4, "flipped": 1, "flip_rate": 0.25,
+                     "examples": [{"input": "James lost his card", "swapped_input": "Mary lost her card",
+                                   "label": "lost", "swapped_label": "other", "swapped_output": "other"}]},
+    }
+    return summary
+
+
+def test_reports_show_intervals_confusion_and_probes(tmp_path: Path) -> None:
+    run = RunPaths(tmp_path / "run")
+    _write_run(run)
+    write_reports(run, _evidence(_summary()))
+    for path in (run.report_md, run.report_html):
+        text = path.read_text(encoding="utf-8")
+        assert "[+5.0, +60.0]" in text and "better" in text and "not distinguishable" in text
+        assert "Confusion matrix" in text and "reference" in text
+        assert "a long copied span" in text and "1 of 3 fine-tuned test answers" in text
+        assert "a drop of +25.0 points" in text and "capital of France" in text
+        assert "changed its label on 1 (25.0%)" in text and "Mary lost her card" in text
+
+
+def test_report_compares_two_rounds(tmp_path: Path) -> None:
+    run = RunPaths(tmp_path / "run")
+    _write_run(run)
+    older = _summary()
+    older["decision"] = "no-go"
+    older["eval"]["candidates"]["finetuned"] = _metrics(0.333, 0.5)
+    write_reports(run, _summary(), ("round-1", older))
+    for path in (run.report_md, run.report_html):
+        text = path.read_text(encoding="utf-8")
+        assert "Compared with round-1" in text and "+33.4" in text and "no-go" in text

@@ -69,3 +69,26 @@ def test_missing_metric_counts_as_zero() -> None:
     assert result.decision == "no-go"
     result = decide(GateConfig(), candidates(metrics(0.5), metrics(None), metrics(None)))
     assert result.decision == "go"
+
+
+def test_interval_bar_and_named_baseline() -> None:
+    from tunewright.evaluate.stats import Comparison
+
+    found = [Comparison("label_accuracy", "finetuned", "few_shot", 0.2, (-0.01, 0.4)),
+             Comparison("label_accuracy", "finetuned", "zero_shot", 0.3, (0.1, 0.5))]
+    pool = candidates(metrics(0.8), metrics(0.5), metrics(0.6))
+    unsure = decide(GateConfig(by=0.05, ci_lower_above=0.0), pool, found)
+    assert unsure.decision == "no-go" and "starts at -0.010" in unsure.reasons[1]
+    named = decide(GateConfig(by=0.05, beat="zero_shot", ci_lower_above=0.0), pool, found)
+    assert named.decision == "go" and named.best_baseline == "zero_shot"
+
+
+def test_max_regression_on_any_metric() -> None:
+    tuned = CandidateMetrics(rows=20, label_accuracy=0.9, macro_f1=0.9, rubric_pass_rate=None, rubric={},
+                             no_label_rate=0.0, rouge_l=0.30)
+    base = CandidateMetrics(rows=20, label_accuracy=0.5, macro_f1=0.5, rubric_pass_rate=None, rubric={},
+                            no_label_rate=0.0, rouge_l=0.40)
+    pool = {"finetuned": tuned, "zero_shot": base}
+    assert decide(GateConfig(max_regression={"rouge_l": 0.2}), pool).decision == "go"
+    strict = decide(GateConfig(max_regression={"rouge_l": 0.05}), pool)
+    assert strict.decision == "no-go" and strict.reasons[-1].startswith("rouge_l") and "FAIL" in strict.reasons[-1]
