@@ -177,7 +177,7 @@ def training_arguments(config: Config, run: RunPaths, precision: str) -> Trainin
     distributed = training.distributed
     strategy: dict[str, Any] = {}
     if distributed.strategy == "fsdp":
-        strategy = {"fsdp": "full_shard auto_wrap", "fsdp_config": _str(distributed.config)}
+        strategy = {"fsdp": True, "fsdp_config": _str(distributed.config)}
     elif distributed.strategy == "deepspeed":
         strategy = {"deepspeed": _str(distributed.config)}
     cuda = torch.cuda.is_available()
@@ -199,6 +199,7 @@ def training_arguments(config: Config, run: RunPaths, precision: str) -> Trainin
         bf16=precision == "bf16",
         use_cpu=not cuda,
         ddp_backend=("nccl" if cuda else "gloo") if _world_size() > 1 else None,
+        ddp_find_unused_parameters=False,  # every method uses all its trainable weights in every step
         seed=training.seed,
         data_seed=training.seed,
         remove_unused_columns=False,

@@ -42,10 +42,8 @@ def train(
     if nproc > 1:
         announce(f"training in {nproc} processes (torchrun)")
         code = distributed.launch(config, run_paths.root, overrides, nproc)
-        if code != 0:
-            raise typer.Exit(code)
-    else:
-        train_run(loaded, run_paths, show_progress=distributed.rank() == 0, resume=resume)
+        raise typer.Exit(code)  # rank 0 of the launched processes has printed the result
+    train_run(loaded, run_paths, show_progress=distributed.rank() == 0, resume=resume)
     if distributed.rank() == 0:
         result = read_json(run_paths.training_result)
         best = "-" if result["best_val_loss"] is None else f"{result['best_val_loss']:.4f}"
