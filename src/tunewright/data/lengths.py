@@ -11,13 +11,12 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 from tunewright.chat import prompt_ids, with_system_prompt
 from tunewright.data.readers import Finding
-from tunewright.data.textscan import texts_containing
-from tunewright.records import Example
+from tunewright.data.textscan import offsets, texts_containing
+from tunewright.records import Example, Message
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -37,50 +36,54 @@ def token_lengths(examples: list[Example], tokenizer: PreTrainedTokenizerBase, s
     So the template is rendered once per sequence of roles with placeholders, pieces without content (the
     shared system turn, headers) are counted once, and each distinct piece with content is counted once.
     """
-    chats = [with_system_prompt(example.messages, system_prompt) for example in examples]
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
-        return [_exact_length(tokenizer, chat) for chat in chats]
+        return [_exact_length(tokenizer, with_system_prompt(e.messages, system_prompt)) for e in examples]
+    system = (Message("system", system_prompt),) if system_prompt else ()
+    turns = [e.messages if not system or e.messages[0].role == "system" else system + e.messages for e in examples]
     specials = sorted((t.content for t in tokenizer.added_tokens_decoder.values()), key=len, reverse=True)
     splitter = re.compile("(" + "|".join(re.escape(token) for token in specials) + ")") if specials else None
     # Content holding a special token is split there by the tokenizer too: those rows are counted exactly.
-    contents = [m["content"] for chat in chats for m in chat]
-    starts = list(accumulate((len(chat) for chat in chats), initial=0))
-    slow_turns = texts_containing(contents, specials)
-    slow = {bisect_right(starts, turn) - 1 for turn in slow_turns}
-    row_pieces: list[list[str]] = [[] for _ in chats]
-    fixed = [0] * len(chats)
-    constant_pieces: dict[tuple[str, ...], list[str]] = {}
-    for roles, indices in _by_roles(chats).items():
+    first_turn = offsets(len(row) for row in turns)
+    slow = {bisect_right(first_turn, turn) - 1
+            for turn in texts_containing([m.content for row in turns for m in row], specials)}
+    row_pieces: list[list[str]] = [[] for _ in turns]
+    fixed = [0] * len(turns)
+    constants: dict[tuple[str, ...], list[str]] = {}
+    by_roles: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for index, row in enumerate(turns):
+        by_roles[tuple(m.role for m in row)].append(index)
+    for roles, indices in by_roles.items():
         parts = _skeleton_parts(tokenizer, roles, splitter)
-        if parts is None or not _substitution_exact(tokenizer, chats[indices[0]], parts):
+        sample = with_system_prompt(turns[indices[0]], "")
+        if parts is None or not _substitution_exact(tokenizer, sample, parts):
             slow.update(indices)
             continue
-        constant_pieces[roles] = [part for part in parts if _SLOT.search(part) is None]
-        variable = [part for part in parts if _SLOT.search(part) is not None]
+        constants[roles] = [part for part in parts if _SLOT.search(part) is None]
+        variable = [_SLOT.split(part) for part in parts if _SLOT.search(part) is not None]
         for index in indices:
-            row_pieces[index] = [_fill(part, chats[index]) for part in variable]
-    pieces = {piece for rows in (row_pieces, constant_pieces.values()) for row in rows for piece in row}
+            row_pieces[index] = [_fill(split, turns[index]) for split in variable]
+    pieces = {piece for rows in (row_pieces, constants.values()) for row in rows for piece in row}
     counts = _piece_counts(backend, [piece for piece in pieces if piece and piece not in specials])
     counts.update(dict.fromkeys(specials, 1))
     counts[""] = 0
     get = counts.__getitem__
-    for roles, indices in _by_roles(chats).items():
-        if roles in constant_pieces:
-            constant = sum(map(get, constant_pieces[roles]))
-            for index in indices:
-                fixed[index] = constant
+    for roles, indices in by_roles.items():
+        constant = sum(map(get, constants.get(roles, [])))
+        for index in indices:
+            fixed[index] = constant
     lengths = [fixed[index] + sum(map(get, pieces)) for index, pieces in enumerate(row_pieces)]
     for index in slow:
-        lengths[index] = _exact_length(tokenizer, chats[index])
-    return _verified(tokenizer, chats, lengths)
+        lengths[index] = _exact_length(tokenizer, with_system_prompt(turns[index], ""))
+    return _verified(tokenizer, turns, lengths)
 
 
-def _by_roles(chats: list[list[dict[str, str]]]) -> dict[tuple[str, ...], list[int]]:
-    by_roles: dict[tuple[str, ...], list[int]] = defaultdict(list)
-    for index, chat in enumerate(chats):
-        by_roles[tuple(m["role"] for m in chat)].append(index)
-    return by_roles
+def _fill(split: list[str], turns: tuple[Message, ...]) -> str:
+    """A skeleton part split at its placeholders ([text, index, text, ...]) with the turns' contents in."""
+    if len(split) == 3:
+        return split[0] + turns[int(split[1])].content + split[2]
+    return "".join(turns[int(piece)].content if odd else piece for odd, piece in
+                   ((position % 2 == 1, piece) for position, piece in enumerate(split)))
 
 
 def _skeleton_parts(tokenizer: PreTrainedTokenizerBase, roles: tuple[str, ...],
@@ -94,14 +97,11 @@ def _skeleton_parts(tokenizer: PreTrainedTokenizerBase, roles: tuple[str, ...],
     return splitter.split(rendered) if splitter else [rendered]
 
 
-def _fill(part: str, chat: list[dict[str, str]]) -> str:
-    return _SLOT.sub(lambda match: chat[int(match.group(1))]["content"], part)
-
-
 def _substitution_exact(tokenizer: PreTrainedTokenizerBase, chat: list[dict[str, str]], parts: list[str]) -> bool:
     """Whether substituting contents into the skeleton renders what the template renders (a template
     that trims or escapes content does not)."""
-    substituted = "".join(_fill(part, chat) for part in parts)
+    turns = tuple(Message(m["role"], m["content"]) for m in chat)  # type: ignore[arg-type]
+    substituted = "".join(_fill(_SLOT.split(part), turns) for part in parts)
     return substituted == str(tokenizer.apply_chat_template(chat, tokenize=False))
 
 
@@ -180,13 +180,13 @@ def check_lengths(examples: list[Example], lengths: list[int], tokenizer: PreTra
     return findings
 
 
-def _verified(tokenizer: PreTrainedTokenizerBase, chats: list[list[dict[str, str]]], lengths: list[int]) -> list[int]:
-    """The fast lengths if they match the template's own tokenization on a spread of rows, else the slow
-    exact lengths of every row (a tokenizer whose special tokens strip neighbouring spaces, say)."""
-    step = max(1, len(chats) // 16)
-    if all(_exact_length(tokenizer, chats[i]) == lengths[i] for i in range(0, len(chats), step)):
+def _verified(tokenizer: PreTrainedTokenizerBase, turns: list[tuple[Message, ...]], lengths: list[int]) -> list[int]:
+    """The fast lengths if a spread of rows matches the template's own tokenization, else the slow exact
+    length of every row (for a tokenizer whose special tokens strip neighbouring spaces, say)."""
+    sample = range(0, len(turns), max(1, len(turns) // 16))
+    if all(_exact_length(tokenizer, with_system_prompt(turns[i], "")) == lengths[i] for i in sample):
         return lengths
-    return [_exact_length(tokenizer, chat) for chat in chats]
+    return [_exact_length(tokenizer, with_system_prompt(row, "")) for row in turns]
 
 
 def _exact_length(tokenizer: PreTrainedTokenizerBase, chat: list[dict[str, str]]) -> int:
