@@ -83,8 +83,8 @@ async def run_mode(engine: Engine, mode: str, clients: int, per_client: int, max
     started = time.perf_counter()
     await asyncio.gather(*(client(number) for number in range(clients)))
     seconds = time.perf_counter() - started
-    batches = scheduler.batches
     await scheduler.stop()
+    batches = scheduler.batches
     latencies.sort()
     return {"requests": len(latencies), "seconds": seconds, "requests_per_second": len(latencies) / seconds,
             "tokens": tokens, "tokens_per_second": tokens / seconds, "batches": batches,
@@ -100,19 +100,23 @@ def main() -> None:
     parser.add_argument("--requests-per-client", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--base", default=PACKAGED_MODEL, help="Base model name or local directory.")
     parser.add_argument("--quick", action="store_true", help="8 clients, 1 request each, 8 tokens")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     if args.quick:
         args.clients, args.requests_per_client, args.max_tokens = 8, 1, 8
-    base_dir = resolve_base_model(PACKAGED_MODEL)
+    base_dir = resolve_base_model(args.base)
     with tempfile.TemporaryDirectory() as scratch:
         library = make_library(base_dir, Path(scratch), args.adapters, args.rank)
-        engine = Engine(PACKAGED_MODEL, base_dir, library, max_loaded=args.adapters, device=args.device)
+        engine = Engine(args.base, base_dir, library, max_loaded=args.adapters, device=args.device)
         # load every adapter and warm up, so no mode pays for first loads
         asyncio.run(run_mode(engine, "mixed", args.adapters, 1, 2))
-        results = {mode: asyncio.run(run_mode(engine, mode, args.clients, args.requests_per_client, args.max_tokens))
-                   for mode in MODES}
+        results = {}
+        for mode, label in MODES.items():
+            results[mode] = asyncio.run(run_mode(engine, mode, args.clients, args.requests_per_client,
+                                                 args.max_tokens))
+            print(f"done: {label} in {results[mode]['seconds']:.1f} s", flush=True)
     print(f"{'mode':30} {'req/s':>8} {'tokens/s':>9} {'p50 s':>8} {'p95 s':>8} {'batches':>8}")
     for mode, label in MODES.items():
         row = results[mode]
@@ -122,7 +126,7 @@ def main() -> None:
         "ratio_mixed_vs_serial": results["mixed"]["tokens_per_second"] / results["serial"]["tokens_per_second"],
         "ratio_mixed_vs_base": results["mixed"]["tokens_per_second"] / results["base"]["tokens_per_second"],
         "modes": results,
-        "settings": {"model": PACKAGED_MODEL, "adapters": args.adapters, "rank": args.rank, "clients": args.clients,
+        "settings": {"model": args.base, "adapters": args.adapters, "rank": args.rank, "clients": args.clients,
                      "requests_per_client": args.requests_per_client, "max_tokens": args.max_tokens,
                      "device": args.device, "torch_threads": torch.get_num_threads(), "quick": args.quick},
     }

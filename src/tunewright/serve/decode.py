@@ -26,9 +26,10 @@ TokenCallback = Callable[[int, int, bool], bool]
 
 @torch.inference_mode()
 def decode_rows(model: CausalLM, rows: list[Row], pad_id: int, on_token: TokenCallback,
-                per_row_adapters: bool) -> None:
+                per_row_adapters: bool, on_rows: Callable[[list[int]], None] | None = None) -> None:
     """Greedy-decode every row. With `per_row_adapters`, each row runs through its own LoRA adapter in
-    the same forward pass (peft's `adapter_names`); otherwise the model's active adapter answers."""
+    the same forward pass (peft's `adapter_names`); otherwise the model's active adapter answers.
+    `on_rows` hears which rows are in the batch whenever that changes (stacked LoRA masks follow it)."""
     width = max(len(row.prompt_ids) for row in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros_like(input_ids)
@@ -41,6 +42,8 @@ def decode_rows(model: CausalLM, rows: list[Row], pad_id: int, on_token: TokenCa
     live = list(range(len(rows)))  # indices into `rows` of the rows still in the batch
     counts = [0] * len(rows)
     cache = None
+    if on_rows is not None:
+        on_rows(live)
     while live:
         extra = {"adapter_names": [rows[i].adapter for i in live]} if per_row_adapters else {}
         output = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
@@ -60,6 +63,8 @@ def decode_rows(model: CausalLM, rows: list[Row], pad_id: int, on_token: TokenCa
             cache.batch_select_indices(kept)
             next_tokens, attention_mask, positions = next_tokens[kept], attention_mask[kept], positions[kept]
             live = [live[slot] for slot in keep]
+            if on_rows is not None:
+                on_rows(live)
         input_ids = next_tokens[:, None]
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(live), 1))], dim=1)
         positions = positions[:, -1:] + 1

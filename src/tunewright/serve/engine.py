@@ -21,6 +21,7 @@ from tunewright.library import PROMPT_LEARNING, AdapterEntry, AdapterLibrary
 from tunewright.modeling import CausalLM, load_model, load_tokenizer
 from tunewright.records import Message
 from tunewright.serve.decode import Row, TokenCallback, decode_rows
+from tunewright.serve.stacked import StackedLora
 
 BASE_ROW = "__base__"  # peft's name for "no adapter" in a mixed batch
 SERVABLE = {"LORA", "IA3", *PROMPT_LEARNING}
@@ -55,7 +56,7 @@ class LoadedAdapter:
 
 class Engine:
     def __init__(self, base_name: str, base_dir: Path, library: AdapterLibrary, max_loaded: int = 8,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", stack_lora: bool = True) -> None:
         from tunewright.library import base_fingerprint
 
         self.base_name, self.base_dir, self.library, self.device = base_name, base_dir, library, device
@@ -67,6 +68,9 @@ class Engine:
         self.lora_model: CausalLM | None = None  # the base wrapped by peft once a LoRA adapter loads
         self.loaded: OrderedDict[str, LoadedAdapter] = OrderedDict()
         self.loads = self.evictions = 0
+        self.stack_lora = stack_lora
+        self._stacked: StackedLora | None = None  # rebuilt whenever the loaded adapters change
+        self._stacked_key: list[str] = []
         self._tokenizers: dict[str, Any] = {}
         self._tokenizer_lock = threading.Lock()
 
@@ -113,11 +117,31 @@ class Engine:
             with self.lora_model.disable_adapter():
                 return decode_rows(self.lora_model, rows, self.pad_id, on_token, per_row_adapters=False)
         if mixed and solo is None:
-            return decode_rows(self.lora_model, rows, self.pad_id, on_token, per_row_adapters=True)
+            stacked = self._stacked_for({row.adapter for row in rows} - {BASE_ROW})
+            if stacked is None:
+                return decode_rows(self.lora_model, rows, self.pad_id, on_token, per_row_adapters=True)
+
+            def select(live: list[int]) -> None:
+                stacked.select([None if rows[i].adapter == BASE_ROW else rows[i].adapter for i in live])
+
+            with stacked.active(self.lora_model):
+                return decode_rows(self.lora_model, rows, self.pad_id, on_token, False, on_rows=select)
         if self.lora_model is None or len({row.adapter for row in rows}) != 1:
             raise ValueError("an unmixed batch must hold one adapter")
         self.lora_model.set_adapter(rows[0].adapter)
         return decode_rows(self.lora_model, rows, self.pad_id, on_token, per_row_adapters=False)
+
+    def _stacked_for(self, peft_names: set[str]) -> StackedLora | None:
+        """Stacked LoRA over every loaded plain-LoRA adapter, rebuilt when that set changes; None when the
+        batch holds an adapter it cannot cover (then peft's per-row path runs)."""
+        if not self.stack_lora:
+            return None
+        shared = sorted(a.peft_name for a in self.loaded.values() if a.model is None and a.entry.mixable)
+        if self._stacked is None or self._stacked_key != shared:
+            self._stacked, self._stacked_key = None, shared
+            stackable = [name for name in shared if StackedLora.supports(self.lora_model, [name])]
+            self._stacked = StackedLora(self.lora_model, stackable)
+        return self._stacked if peft_names <= set(self._stacked.adapters) else None
 
     def _ensure_loaded(self, entry: AdapterEntry, pinned: set[str]) -> LoadedAdapter:
         if entry.name in self.loaded:
@@ -152,6 +176,7 @@ class Engine:
 
     def _unload(self, adapter: LoadedAdapter) -> None:
         self.evictions += 1
+        self._stacked = None
         if adapter.model is None and self.lora_model is not None:
             self.lora_model.delete_adapter(adapter.peft_name)
         with self._tokenizer_lock:
