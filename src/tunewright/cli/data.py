@@ -170,7 +170,7 @@ def _print_report(report: CheckReport, per_code: int, checked_lengths: bool) -> 
                   f"warning(s)" + (f"; labels: {dict(labels.most_common())}" if labels else ""),
                   markup=False, highlight=False)
     if not checked_lengths:
-        console.print("labels, token lengths and method size were checked without a task card: give --config",
+        console.print("labels and token lengths were not checked (no task card or model): give --config",
                       markup=False, highlight=False)
 
 
