@@ -7,9 +7,9 @@ Never imports torch.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import asdict, dataclass, field
+from json.encoder import encode_basestring
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
@@ -64,7 +64,9 @@ class Example:
 
 def content_hash(messages: tuple[Message, ...]) -> str:
     """A stable hash of an example's content: the same conversation always gets the same id."""
-    payload = json.dumps([[m.role, m.content] for m in messages], ensure_ascii=False)
+    # Exactly json.dumps([[role, content], ...], ensure_ascii=False), spelled out: building a JSONEncoder
+    # per call doubled the cost of reading 100k rows.
+    payload = "[" + ", ".join(f"[{encode_basestring(m.role)}, {encode_basestring(m.content)}]" for m in messages) + "]"
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
