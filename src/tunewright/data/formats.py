@@ -78,12 +78,14 @@ def detect_format(row: dict[str, Any]) -> str | None:
 def to_example(
     fmt: str, row: dict[str, Any], source: str, label_regex: str | None
 ) -> tuple[Example | None, list[Finding]]:
-    missing = sorted(FORMATS[fmt] - row.keys())
-    if missing:
+    keys = row.keys()
+    if not FORMATS[fmt] <= keys:
+        missing = sorted(FORMATS[fmt] - keys)[0]
         return None, [Finding("error", "missing-field", f"{fmt} rows need {sorted(FORMATS[fmt])}; "
-                              f"{missing[0]!r} is missing", source, missing[0])]
-    findings = [Finding("warning", "unknown-field", f"ignored field {key!r}", source, key)
-                for key in sorted(row.keys() - ALLOWED_FIELDS[fmt])]
+                              f"{missing!r} is missing", source, missing)]
+    findings = [] if keys <= ALLOWED_FIELDS[fmt] else [
+        Finding("warning", "unknown-field", f"ignored field {key!r}", source, key)
+        for key in sorted(keys - ALLOWED_FIELDS[fmt])]
     optional = OPTIONAL_FIELDS[fmt]
     for key, value in row.items():
         if type(value) is not str and key in STRING_FIELDS[fmt] and not (value is None and key in optional):
@@ -93,7 +95,7 @@ def to_example(
         return None, findings
     if fmt == "alpaca":
         extra = row.get("input") or ""
-        user = row["instruction"] + (f"\n\n{extra}" if extra.strip() else "")
+        user = row["instruction"] + (f"\n\n{extra}" if extra and not extra.isspace() else "")
         messages: tuple[Message, ...] = (Message("user", user), Message("assistant", row["output"]))
     elif fmt == "prompt_completion":
         messages = (Message("user", row["prompt"]), Message("assistant", row["completion"]))
@@ -104,7 +106,7 @@ def to_example(
         messages = parsed
     for index, message in enumerate(messages):
         field = f"messages[{index}]" if fmt == "chat" else CONTENT_FIELDS[fmt][message.role]
-        if not message.content.strip():
+        if not message.content or message.content.isspace():
             findings.append(Finding("error", "empty-content", f"{message.role} turn {index} is empty",
                                     source, field))
         elif "\x00" in message.content:
