@@ -47,8 +47,8 @@ def near_duplicates(texts: list[str], threshold: float = THRESHOLD) -> NearDupli
     if not texts:
         return NearDuplicates([], [], [])
     signatures, normalised = _signatures_and_words(texts)
-    bands, rows_per_band = MinHashLSH(threshold=threshold, num_perm=NUM_PERM, weights=(0.1, 0.9)).b, \
-        MinHashLSH(threshold=threshold, num_perm=NUM_PERM, weights=(0.1, 0.9)).r
+    lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM, weights=(0.1, 0.9))
+    bands, rows_per_band = lsh.b, lsh.r
     candidates = []
     for band in range(bands):
         # The band's values mixed into one uint64 bucket key: sorting integers is far faster than sorting
