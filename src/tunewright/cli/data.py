@@ -166,10 +166,10 @@ def _print_report(report: CheckReport, per_code: int, checked_lengths: bool) -> 
             console.print(f"... and {len(found) - len(shown)} more {code} (--max-per-code 0 lists all)",
                           markup=False, highlight=False)
     labels = Counter(e.label for e in report.examples if e.label is not None)
-    shown = dict(labels.most_common(8))
-    more = f" and {len(labels) - len(shown)} more" if len(labels) > len(shown) else ""
+    largest = dict(labels.most_common(8))
+    more = f" and {len(labels) - len(largest)} more" if len(labels) > len(largest) else ""
     console.print(f"{len(report.examples)} examples, {len(report.errors)} error(s), {len(report.warnings)} "
-                  f"warning(s)" + (f"; {len(labels)} labels: {shown}{more}" if labels else ""),
+                  f"warning(s)" + (f"; {len(labels)} labels: {largest}{more}" if labels else ""),
                   markup=False, highlight=False)
     if not checked_lengths:
         console.print("labels and token lengths were not checked (no task card or model): give --config",
