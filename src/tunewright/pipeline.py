@@ -33,7 +33,7 @@ def prepare_run(config: Config, run: RunPaths, announce: Announce) -> CheckRepor
         kind = "error(s) and warning(s) (data.strict)" if config.data.strict else "error(s)"
         raise DataError(f"{len(blocking)} data {kind} ({codes}), first: {blocking[0].line()} "
                         f"(run `tunewright data check {config.data.path}` for all)")
-    splits = build_splits(report.examples, config.data.split)
+    splits = build_splits(report.examples, config.data.split, report.clusters)
     if config.data.test_path is not None:
         splits = _with_fixed_test(config, tokenizer, splits)
     for name, rows in splits.by_name().items():

@@ -17,6 +17,7 @@ from tunewright.data.labels import check_labels, normalise_label
 from tunewright.data.leakage import check_leakage
 from tunewright.data.lengths import check_lengths, token_lengths
 from tunewright.data.pii import find_pii
+from tunewright.data.similarity import NearDuplicates
 from tunewright.data.textscan import offsets
 from tunewright.records import Example
 
@@ -38,6 +39,7 @@ class CheckReport:
     examples: list[Example]
     findings: list[Finding] = field(default_factory=list)
     token_lengths: list[int] | None = None
+    clusters: NearDuplicates | None = None  # near-duplicate inputs, reused by the split
 
     @property
     def errors(self) -> list[Finding]:
@@ -81,7 +83,8 @@ def check_dataset(
     if task.labels:
         report.findings.extend(check_labels(examples, task.labels))
     report.findings.extend(check_content(examples, _special_tokens(tokenizer)))
-    report.findings.extend(check_duplicates(examples, input_clusters(examples), labelled=bool(task.labels)))
+    report.clusters = input_clusters(examples)
+    report.findings.extend(check_duplicates(examples, report.clusters, labelled=bool(task.labels)))
     report.findings.extend(check_pii(examples))
     if tokenizer is not None and max_seq_len is not None:
         report.token_lengths = token_lengths(examples, tokenizer, task.system_prompt)
