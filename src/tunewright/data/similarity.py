@@ -38,11 +38,13 @@ class NearDuplicates:
 
 
 def near_duplicates(texts: list[str], threshold: float = THRESHOLD) -> NearDuplicates:
-    """Cluster `texts` so that rows whose bigram sets are at least `threshold` alike share a cluster.
+    """Cluster `texts` so that rows whose word + bigram sets are at least `threshold` alike share a cluster
+    (transitively: a row's similarity to its cluster's first row can be lower).
 
     Banding follows datasketch's MinHashLSH: its `(b, r)` optimum, weighted 0.9 against false negatives
     (a missed near-duplicate is what a check must not do). The buckets themselves are found with numpy in
-    one pass per band, because inserting 100k sketches one at a time into MinHashLSH cost ~10 s here.
+    one pass per band: inserting 100k sketches one at a time into MinHashLSH took ~10 s more here (measured
+    on a loaded machine).
     """
     if not texts:
         return NearDuplicates([], [], [])
@@ -72,7 +74,7 @@ def near_duplicates(texts: list[str], threshold: float = THRESHOLD) -> NearDupli
 
 def minhash_signatures(texts: list[str]) -> np.ndarray:
     """(rows, NUM_PERM) uint32 MinHash values with datasketch's affine32 permutations, all rows at once
-    (per-row `MinHash.update` calls would cost ~100x more at 100k rows)."""
+    in numpy rather than one `MinHash.update` call per shingle."""
     return _signatures_and_words(texts)[0]
 
 
