@@ -53,7 +53,7 @@ def find_pii(texts: list[str]) -> list[PiiMatch]:
 
 
 def _candidate_windows(joined: str) -> list[tuple[int, int]]:
-    """Merged spans around every '@' and every long digit run: the full pattern scans ~8 MB/s, and
+    """Merged spans around every '@' and every long digit run: the full pattern scanned ~1.4 MB/s here, and
     only these places can hold a match, so it runs only there."""
     spans = [(match.start(), match.end()) for match in _CANDIDATE.finditer(joined)]
     position = joined.find("@")
