@@ -27,6 +27,13 @@ class LabelFormat:
     after: str
     label_only: bool
 
+    def to_json(self) -> dict[str, object]:
+        return {"before": self.before, "after": self.after, "label_only": self.label_only}
+
+    @classmethod
+    def from_json(cls, row: dict[str, object]) -> LabelFormat:
+        return cls(str(row["before"]), str(row["after"]), bool(row["label_only"]))
+
 
 def label_format(answers: Sequence[str], label_regex: str) -> LabelFormat | None:
     """The format every training answer shares, or None when they disagree (no constraint then).

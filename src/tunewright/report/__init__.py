@@ -19,7 +19,9 @@ __all__ = ["write_reports"]
 def write_reports(run: RunPaths, summary: dict[str, Any], other: tuple[str, dict[str, Any]] | None = None) -> None:
     """Write run.loss_plot, run.report_md and run.report_html from the summary and the run's files;
     `other` = (name, summary) of another round adds a section comparing the two."""
-    loss_png = loss_curve_png(read_jsonl(run.metrics), summary["training"]["best_step"])
+    training = summary["training"]
+    loss_png = loss_curve_png(read_jsonl(run.metrics), training["best_step"],
+                              training["steps"] if training.get("stopped_early") else None)
     comparisons, comparison_summary = compare_examples(run, summary["eval"]["best_baseline"])
     evaluation = summary["eval"]
     sections: list[Section] = []

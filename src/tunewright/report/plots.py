@@ -1,5 +1,5 @@
-"""The loss curve: train loss per logged step, validation loss per evaluation, the kept best step
-marked; drawn to PNG bytes and written atomically."""
+"""The loss curve: train loss per logged step, validation loss per evaluation, the kept best step and
+the early-stop point marked; drawn to PNG bytes and written atomically."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 
-def loss_curve_png(metrics: list[dict[str, Any]], best_step: int | None) -> bytes:
-    """PNG bytes of the loss curve for metrics.jsonl rows."""
+def loss_curve_png(metrics: list[dict[str, Any]], best_step: int | None, stopped_at: int | None = None) -> bytes:
+    """PNG bytes of the loss curve for metrics.jsonl rows; `stopped_at` marks where early stopping ended."""
     # Imported here so `import tunewright.report` stays light; the Agg canvas needs no display.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -29,6 +29,8 @@ def loss_curve_png(metrics: list[dict[str, Any]], best_step: int | None) -> byte
                   color="#e45756", marker="o", markersize=4, linewidth=1.4, label="validation loss")
     if best_step is not None:
         axes.axvline(best_step, color="#54a24b", linestyle="--", linewidth=1.2, label="best (kept)")
+    if stopped_at is not None:
+        axes.axvline(stopped_at, color="#b279a2", linestyle=":", linewidth=1.4, label="early stop")
     axes.set_xlabel("training step")
     axes.set_ylabel("loss")
     axes.set_title("Loss during training")
