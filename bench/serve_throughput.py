@@ -101,11 +101,15 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--base", default=PACKAGED_MODEL, help="Base model name or local directory.")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (on a busy machine 1 avoids threads spinning against each other)")
     parser.add_argument("--quick", action="store_true", help="8 clients, 1 request each, 8 tokens")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     if args.quick:
         args.clients, args.requests_per_client, args.max_tokens = 8, 1, 8
+    if args.threads:
+        torch.set_num_threads(args.threads)
     base_dir = resolve_base_model(args.base)
     with tempfile.TemporaryDirectory() as scratch:
         library = make_library(base_dir, Path(scratch), args.adapters, args.rank)
