@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections import Counter
 from pathlib import Path
 
 import torch
@@ -36,10 +35,11 @@ def main() -> None:
     for k in (1, 3, 5, 10):
         right, recall = 0, 0
         for row, (gold, nearest) in enumerate(zip((r["label"] for r in test), top, strict=True)):
-            votes: Counter[str] = Counter()
+            votes: dict[str, float] = {}
             for index in nearest[:k]:
-                votes[train[index]["label"]] += float(scores[row, index])
-            right += int(votes.most_common(1)[0][0] == gold)
+                label = train[index]["label"]
+                votes[label] = votes.get(label, 0.0) + float(scores[row, index])
+            right += int(max(votes, key=lambda name: votes[name]) == gold)
             recall += int(gold in {train[index]["label"] for index in nearest[:k]})
         result[f"knn{k}_accuracy"] = right / len(test)
         result[f"recall_at_{k}"] = recall / len(test)
