@@ -134,8 +134,9 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=None, help="Train rows to use (default: all).")
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--quick", action="store_true", help="16 examples, 2 steps per variant.")
-    parser.add_argument("--bf16-steps", type=int, default=2,
-                        help="Where bf16 is not fast, also time this many bf16 steps of (b) to show it.")
+    parser.add_argument("--bf16-steps", type=int, default=0,
+                        help="Where bf16 is not fast, also time this many bf16 steps of (b) to show how slow it is "
+                        "(on a CPU without avx512_bf16 one step takes many minutes).")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="Config override, e.g. model.base=DIR (repeatable).")
     parser.add_argument("--json", type=Path, default=None)

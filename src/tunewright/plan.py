@@ -19,9 +19,11 @@ NF4_BYTES = 0.53  # 4-bit weights plus double-quantized block scales
 # Tensors saved for backward per token and layer, in multiples of the hidden and intermediate widths,
 # fitted to peak GPU memory measured for each method (bench/results/plan_memory_gpu.json): norms,
 # attention and MLP inputs/outputs; weight gradients (full) need a few more; LoRA-style adapters also
-# keep every adapted linear's dropped-out input, DoRA its weight norms.
+# keep every adapted linear's dropped-out input, DoRA more for its norms.
 ACTIVATION_WIDTHS = {"frozen": (8.0, 3.0), "ia3": (9.0, 3.75), "full": (10.0, 3.5), "lora": (16.0, 5.25),
-                     "qlora": (16.0, 5.25), "dora": (28.0, 7.0)}
+                     "qlora": (16.0, 5.25), "dora": (22.0, 8.25)}
+# DoRA materialises every adapted weight to take its norms; part of that stays alive for backward.
+DORA_WEIGHT_BYTES = 2.5
 ADAPTER_METHODS = ("lora", "dora", "qlora", "ia3", "prompt_tuning", "prefix_tuning")
 
 
@@ -127,6 +129,8 @@ def plan_memory(shape: ModelShape, method: str, seq_len: int, batch: int, precis
         weights = NF4_BYTES * shape.linear_parameters + compute_bytes * embeddings + 4.0 * trainable
     else:
         weights = compute_bytes * shape.parameters + 4.0 * trainable
+    if method == "dora":
+        weights += DORA_WEIGHT_BYTES * shape.linear_parameters
     tokens = seq_len * batch
     hidden_terms, intermediate_terms = ACTIVATION_WIDTHS.get(method, ACTIVATION_WIDTHS["frozen"])
     per_token = shape.layers * (hidden_terms * shape.hidden + intermediate_terms * shape.intermediate)
