@@ -31,6 +31,7 @@ def test_lora_training_learns_and_saves_a_reloadable_adapter(tiny_project: Path,
     assert result.steps == 12 and len(train_losses) == 12 and len(val_losses) == 6
     assert min(train_losses[-3:]) < train_losses[0]
     assert result.best_val_loss == pytest.approx(min(val_losses))
+    assert not list(run.checkpoints.glob("step-*"))  # checkpoint_every 50: none, and no forced last one
     assert 0 < result.trainable_parameters < result.total_parameters
 
     base = load_model(Path(config.model.base))

@@ -70,6 +70,14 @@ class Checkpoints(TrainerCallback):
             if self.bad_evals >= self.patience:
                 control.should_training_stop = True
 
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    **kwargs: Any) -> None:
+        # Trainer always checkpoints the last step; the artifact is saved right after, so that
+        # checkpoint would only cost time (for a full fine-tune, weights plus twice their size in
+        # optimizer state). An interrupted run still saves (StopOnSignal asks after this).
+        if state.global_step >= state.max_steps and state.global_step % args.save_steps != 0:
+            control.should_save = False
+
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                 **kwargs: Any) -> None:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
