@@ -77,8 +77,11 @@ def evaluate_finetuned(config: Config, run: RunPaths, show_progress: bool = True
     if probes.fairness and config.task.labels:
         pairs = counterfactual_examples(test, probes.max_rows)
         by_id = {example.id: reply for example, reply in zip(test, replies, strict=True)}
-        swapped = _generate(config, model, tokenizer, zero_shot_chats([b for _, b in pairs], config.task.system_prompt),
-                            "fairness probe", show_progress, constraint)
+        changed = [b for _, b in pairs]
+        # Swapped inputs go through exactly what a real input goes through (retrieval shortlist included).
+        swapped = _generate(config, model, tokenizer, zero_shot_chats(changed, config.task.system_prompt),
+                            "fairness probe", show_progress, constraint,
+                            narrowed_constraints(config, tokenizer, changed, train))
         regex = config.task.label_regex
         result = fairness(pairs, [extract_label(by_id[a.id], regex) for a, _ in pairs],
                           [extract_label(reply, regex) for reply in swapped], swapped)

@@ -115,7 +115,8 @@ def counterfactual(text: str, table: dict[str, str]) -> str:
     def swap(match: re.Match[str]) -> str:
         word, replacement = match.group(0), table[match.group(0).lower()]
         if word.isupper() and len(word) > 1:
-            return replacement.upper()
+            # An acronym (UK, USA) swaps to the listed spelling; a shouted word stays shouted.
+            return replacement if len(word) <= 3 else replacement.upper()
         return replacement[0].upper() + replacement[1:] if word[0].isupper() else replacement.lower()
 
     return pattern.sub(swap, text)
