@@ -48,6 +48,7 @@ class AdapterEntry:
     target_modules: tuple[str, ...] = ()
     extra_modules: tuple[str, ...] = ()  # modules_to_save: whole layers trained besides the adapter
     eval_summary: dict[str, Any] = field(default_factory=dict)
+    weights_stamp: tuple[int, int] = (0, 0)  # (mtime_ns, size) of the weights: a replaced file differs
 
     @property
     def mixable(self) -> bool:
@@ -105,6 +106,7 @@ def read_adapter_dir(path: Path, name: str) -> AdapterEntry:
     manifest: dict[str, Any] = read_json(path / ADAPTER_MANIFEST) if (path / ADAPTER_MANIFEST).is_file() else {}
     peft_type = str(peft_config.get("peft_type", "")).upper()
     targets = peft_config.get("target_modules") or ()
+    weights = (path / WEIGHTS).stat()
     return AdapterEntry(
         name=name, path=path.resolve(), peft_type=peft_type,
         method=str(manifest.get("method") or peft_type.lower()),
@@ -118,6 +120,7 @@ def read_adapter_dir(path: Path, name: str) -> AdapterEntry:
         target_modules=(targets,) if isinstance(targets, str) else tuple(targets),
         extra_modules=tuple(peft_config.get("modules_to_save") or ()),
         eval_summary=dict(manifest.get("eval_summary") or {}),
+        weights_stamp=(weights.st_mtime_ns, weights.st_size),
     )
 
 

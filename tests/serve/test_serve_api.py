@@ -132,13 +132,25 @@ def test_admin_routes_and_lru(served: tuple[str, Engine, FeedbackStore, Path], a
     body = {"name": "fraud2", "path": str(adapter_library / "fraud")}
     assert httpx.post(f"{url}/v1/admin/adapters", headers=AUTH, json=body).status_code == 401
     assert httpx.post(f"{url}/v1/admin/adapters", headers=admin, json=body).status_code == 201
-    for model in ("fraud2", "access", "fraud2"):  # max_loaded=2: the third distinct adapter evicts one
+    replies = {"fraud2": "[Intent: Fraud Report]", "access": "[Intent: Account Access]",
+               "dispute": "[Intent: Transaction Dispute]"}
+    for model in ("fraud2", "access", "dispute", "fraud2"):  # max_loaded=2: the third one evicts one
         answer = client(url).chat.completions.create(model=model, max_tokens=16,
                                                      messages=[{"role": "user", "content": QUESTION}])
-        assert answer.choices[0].message.content in {"[Intent: Fraud Report]", "[Intent: Account Access]"}
+        assert answer.choices[0].message.content == replies[model]
     assert len(engine.loaded) <= 2 and engine.evictions >= 1
     assert httpx.delete(f"{url}/v1/admin/adapters/fraud2", headers=admin).status_code == 200
     assert "fraud2" not in [m.id for m in client(url).models.list().data]
+    # replaced on disk while loaded (as `adapters remove` + `adapters add` would): the new one answers
+    engine.library.add(adapter_library / "fraud", "swap", engine.fingerprint)
+    ask = {"max_tokens": 16, "messages": [{"role": "user", "content": QUESTION}]}
+    assert client(url).chat.completions.create(model="swap", **ask).choices[0].message.content == \
+        "[Intent: Fraud Report]"  # type: ignore[call-overload]
+    engine.library.remove("swap")
+    engine.library.add(adapter_library / "access", "swap", engine.fingerprint)
+    assert client(url).chat.completions.create(model="swap", **ask).choices[0].message.content == \
+        "[Intent: Account Access]"  # type: ignore[call-overload]
+    engine.library.remove("swap")
     pickled = root / "pickled"
     pickled.mkdir()
     shutil.copy(adapter_library / "fraud" / "adapter_config.json", pickled)

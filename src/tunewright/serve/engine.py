@@ -145,8 +145,10 @@ class Engine:
 
     def _ensure_loaded(self, entry: AdapterEntry, pinned: set[str]) -> LoadedAdapter:
         if entry.name in self.loaded:
-            self.loaded.move_to_end(entry.name)
-            return self.loaded[entry.name]
+            if self.loaded[entry.name].entry == entry:
+                self.loaded.move_to_end(entry.name)
+                return self.loaded[entry.name]
+            self._unload(self.loaded.pop(entry.name))  # re-registered under the same name: load it afresh
         while len(self.loaded) >= self.max_loaded:
             victim = next((name for name in self.loaded if name not in pinned), None)
             if victim is None:
