@@ -89,7 +89,7 @@ def test_feedback_round_trip(served: tuple[str, Engine, FeedbackStore, Path]) ->
     assert sent.status_code == 200
     rated = {r.exchange.id: r for r in store.rated()}[response.id]
     assert rated.rating == 1 and rated.correction == "[Intent: General Inquiry]"
-    assert rated.exchange.messages[-1].content == "mail me at [EMAIL]"  # redacted before it was stored
+    assert rated.exchange.messages[-1].content == "mail me at <EMAIL>"  # redacted before it was stored
     missing = httpx.post(f"{url}/v1/feedback", headers=AUTH, json={"response_id": "nope", "rating": 1})
     assert missing.status_code == 404 and missing.json()["error"]["param"] == "response_id"
 

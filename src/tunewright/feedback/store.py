@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunewright.data.pii import redact
 from tunewright.errors import TunewrightError
-from tunewright.feedback.redact import redact
 from tunewright.records import Message
 
 # Append only: a store at version N runs migrations N+1.. on open; never edit one that has shipped.
@@ -122,7 +122,7 @@ class FeedbackStore:
             self._db.close()
 
     def _clean(self, text: str) -> str:
-        return redact(text) if self.redact_pii else text
+        return redact(text)[0] if self.redact_pii else text
 
 
 def _exchange(row: tuple[object, ...]) -> Exchange:
