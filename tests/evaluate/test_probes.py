@@ -43,6 +43,7 @@ def test_counterfactual_swaps_whole_words_both_ways_and_keeps_capitals() -> None
     assert counterfactual("James moved to London with his wife.", table) == "Mary moved to Lagos with her husband."
     assert counterfactual("Mary said she lives in LONDON", table) == "James said he lives in LAGOS"
     assert counterfactual("Hexagon", table) == "Hexagon"  # 'he' inside a word stays
+    assert counterfactual("sent from the UK", table) == "sent from the Ghana"  # acronyms take the listed spelling
 
 
 def test_fairness_counts_label_flips() -> None:
