@@ -37,12 +37,13 @@ STATUS = Path("/proc/self/status")
 
 
 class Timer(TrainerCallback):
-    """Wall time of the training loop alone (model loading and evaluation excluded); keeps the model."""
+    """Wall time from the first step's start to the last step's end: model loading, the evaluation
+    Trainer runs after the last step and the final save are outside it. Keeps the model."""
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         self.model, self.started = model, time.perf_counter()
 
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         self.seconds = time.perf_counter() - self.started
