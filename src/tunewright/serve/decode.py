@@ -5,11 +5,18 @@ stream while their batch is still running. Finished rows leave the batch."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from tunewright.modeling import CausalLM
+
+if TYPE_CHECKING:
+    from tunewright.serve.stacked import StackedLora
+
+BASE_ROW = "__base__"  # peft's name for "no adapter" in a mixed batch
 
 
 @dataclass(frozen=True)
@@ -26,10 +33,11 @@ TokenCallback = Callable[[int, int, bool], bool]
 
 @torch.inference_mode()
 def decode_rows(model: CausalLM, rows: list[Row], pad_id: int, on_token: TokenCallback,
-                per_row_adapters: bool, on_rows: Callable[[list[int]], None] | None = None) -> None:
+                per_row_adapters: bool, stacked: StackedLora | None = None) -> None:
     """Greedy-decode every row. With `per_row_adapters`, each row runs through its own LoRA adapter in
-    the same forward pass (peft's `adapter_names`); otherwise the model's active adapter answers.
-    `on_rows` hears which rows are in the batch whenever that changes (stacked LoRA masks follow it)."""
+    the same forward pass (peft's `adapter_names`); otherwise the model's active adapter answers. With
+    `stacked` too, only the prompt pass goes through peft's per-row path (its few large matmuls per
+    adapter cost little there), and every one-token step after it through the stacked adapters."""
     width = max(len(row.prompt_ids) for row in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros_like(input_ids)
@@ -42,29 +50,33 @@ def decode_rows(model: CausalLM, rows: list[Row], pad_id: int, on_token: TokenCa
     live = list(range(len(rows)))  # indices into `rows` of the rows still in the batch
     counts = [0] * len(rows)
     cache = None
-    if on_rows is not None:
-        on_rows(live)
-    while live:
-        extra = {"adapter_names": [rows[i].adapter for i in live]} if per_row_adapters else {}
-        output = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                       cache=cache, use_cache=True, logits_to_keep=1, **extra)
-        cache = output.cache
-        next_tokens = output.logits[:, -1].argmax(-1)
-        keep: list[int] = []
-        for slot, (index, token) in enumerate(zip(live, next_tokens.tolist(), strict=True)):
-            counts[index] += 1
-            last = token in rows[index].stop_ids or counts[index] >= rows[index].max_new_tokens
-            if on_token(index, token, last) and not last:
-                keep.append(slot)
-        if len(keep) < len(live):
-            if not keep:
-                break
-            kept = torch.tensor(keep, device=device)
-            cache.batch_select_indices(kept)
-            next_tokens, attention_mask, positions = next_tokens[kept], attention_mask[kept], positions[kept]
-            live = [live[slot] for slot in keep]
-            if on_rows is not None:
-                on_rows(live)
-        input_ids = next_tokens[:, None]
-        attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(live), 1))], dim=1)
-        positions = positions[:, -1:] + 1
+    selected: list[int] = []  # the rows the stacked masks were built for
+    with ExitStack() as steps:
+        while live:
+            if stacked is not None and cache is not None and not selected:
+                steps.enter_context(stacked.active(model))
+            if stacked is not None and cache is not None and selected != live:
+                stacked.select([None if rows[i].adapter == BASE_ROW else rows[i].adapter for i in live])
+                selected = list(live)
+            per_row = per_row_adapters and (stacked is None or cache is None)
+            extra = {"adapter_names": [rows[i].adapter for i in live]} if per_row else {}
+            output = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+                           cache=cache, use_cache=True, logits_to_keep=1, **extra)
+            cache = output.cache
+            next_tokens = output.logits[:, -1].argmax(-1)
+            keep: list[int] = []
+            for slot, (index, token) in enumerate(zip(live, next_tokens.tolist(), strict=True)):
+                counts[index] += 1
+                last = token in rows[index].stop_ids or counts[index] >= rows[index].max_new_tokens
+                if on_token(index, token, last) and not last:
+                    keep.append(slot)
+            if len(keep) < len(live):
+                if not keep:
+                    break
+                kept = torch.tensor(keep, device=device)
+                cache.batch_select_indices(kept)
+                next_tokens, attention_mask, positions = next_tokens[kept], attention_mask[kept], positions[kept]
+                live = [live[slot] for slot in keep]
+            input_ids = next_tokens[:, None]
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(live), 1))], dim=1)
+            positions = positions[:, -1:] + 1

@@ -20,10 +20,9 @@ from tunewright.errors import ModelError
 from tunewright.library import PROMPT_LEARNING, AdapterEntry, AdapterLibrary
 from tunewright.modeling import CausalLM, load_model, load_tokenizer
 from tunewright.records import Message
-from tunewright.serve.decode import Row, TokenCallback, decode_rows
+from tunewright.serve.decode import BASE_ROW, Row, TokenCallback, decode_rows
 from tunewright.serve.stacked import StackedLora
 
-BASE_ROW = "__base__"  # peft's name for "no adapter" in a mixed batch
 SERVABLE = {"LORA", "IA3", *PROMPT_LEARNING}
 
 
@@ -118,14 +117,8 @@ class Engine:
                 return decode_rows(self.lora_model, rows, self.pad_id, on_token, per_row_adapters=False)
         if mixed and solo is None:
             stacked = self._stacked_for({row.adapter for row in rows} - {BASE_ROW})
-            if stacked is None:
-                return decode_rows(self.lora_model, rows, self.pad_id, on_token, per_row_adapters=True)
-
-            def select(live: list[int]) -> None:
-                stacked.select([None if rows[i].adapter == BASE_ROW else rows[i].adapter for i in live])
-
-            with stacked.active(self.lora_model):
-                return decode_rows(self.lora_model, rows, self.pad_id, on_token, False, on_rows=select)
+            return decode_rows(self.lora_model, rows, self.pad_id, on_token, per_row_adapters=True,
+                               stacked=stacked)
         if self.lora_model is None or len({row.adapter for row in rows}) != 1:
             raise ValueError("an unmixed batch must hold one adapter")
         self.lora_model.set_adapter(rows[0].adapter)

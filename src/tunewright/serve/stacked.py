@@ -55,7 +55,7 @@ class StackedLora:
         return True
 
     def select(self, row_adapters: list[str | None]) -> None:
-        """Set the row masks for the batch's current rows (None: the base model)."""
+        """The adapter of each row now in the batch (None: the base model); masks follow."""
         self._masks.clear()
         self._rows = row_adapters
 
