@@ -4,8 +4,8 @@ Rich progress bar with ETA and live losses. Both are Trainer callbacks."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 import time
+from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
