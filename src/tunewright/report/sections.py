@@ -73,7 +73,7 @@ def probe_sections(probes: dict[str, Any]) -> list[Section]:
     if forgot:
         text = (f"On {forgot['probes']} general questions shipped with tunewright (facts, arithmetic, "
                 f"instructions), the base model passes {percent(forgot['base_pass_rate'])} and the fine-tuned "
-                f"model {percent(forgot['finetuned_pass_rate'])}: a drop of {points(forgot['drop'])} points.")
+                f"model {percent(forgot['finetuned_pass_rate'])}: a drop of {forgot['drop'] * 100:.1f} points.")
         kinds = Table(["kind", "base", "fine-tuned"],
                       [[kind, percent(r["base"]), percent(r["finetuned"])] for kind, r in forgot["by_kind"].items()])
         lost = Table(["question", "base answer", "fine-tuned answer"],
