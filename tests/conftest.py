@@ -4,11 +4,19 @@ directory exactly like a user's, and a small project (config + data) that uses i
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "fintech-support"
@@ -76,3 +84,30 @@ def make_project(tiny_model_dir: Path) -> ProjectFactory:
 def tiny_project(tmp_path: Path, make_project: ProjectFactory) -> Path:
     """A 120-row project in this test's tmp_path."""
     return make_project(tmp_path, 120)
+
+
+@contextmanager
+def running(app: FastAPI) -> Iterator[str]:
+    """`app` under a real uvicorn server on 127.0.0.1; yields its base URL."""
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def serve_app() -> object:
+    """The `running(app)` context manager, for tests to start servers with."""
+    return running

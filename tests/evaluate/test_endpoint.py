@@ -4,13 +4,11 @@ server (create_app + uvicorn on a random port), and against a wrong key and a cl
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-import uvicorn
 
 from tunewright.config import JudgeConfig
 from tunewright.evaluate.endpoint import EndpointError, api_key, chat_completion
@@ -20,25 +18,14 @@ KEY = "eval-test-key"
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory, serve_app: Any) -> Iterator[str]:
     from tunewright.library import AdapterLibrary
     from tunewright.serve.app import create_app
     from tunewright.serve.engine import Engine
 
     engine = Engine("base", tiny_model_dir, AdapterLibrary(tmp_path_factory.mktemp("library")))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    app = create_app(engine, {KEY})
-    uvicorn_server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uvicorn_server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}/v1"
-    uvicorn_server.should_exit = True
-    thread.join(timeout=10)
+    with serve_app(create_app(engine, {KEY})) as url:
+        yield f"{url}/v1"
 
 
 def test_endpoint_answers_through_a_real_server(server: str) -> None:

@@ -4,17 +4,10 @@ registered in an adapter library, and a real uvicorn server on a random 127.0.0.
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
-import uvicorn
-from fastapi import FastAPI
 from peft import LoraConfig, get_peft_model
 
 from tunewright.chat import prompt_ids, stop_token_ids
@@ -73,28 +66,3 @@ def adapter_library(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
     for seed, (name, reply) in enumerate(REPLIES.items()):
         library.add(train_adapter(tiny_model_dir, reply, root / f"trained-{name}", seed), name, fingerprint)
     return library.root
-
-
-@contextmanager
-def running(app: FastAPI) -> Iterator[str]:
-    """`app` under a real uvicorn server on 127.0.0.1; yields its base URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-@pytest.fixture(scope="session")
-def serve_app() -> object:
-    """The `running(app)` context manager, for tests to start servers with."""
-    return running
