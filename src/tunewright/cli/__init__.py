@@ -5,14 +5,18 @@ Exit codes: 0 ok / go, 1 problems found (data check), 2 bad input or usage, 3 no
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import click
 
-from tunewright.cli import data, deploy, evaluation, loop, training  # noqa: F401  (registers commands)
 from tunewright.cli.common import STATE, app, err
 from tunewright.errors import EXIT_INTERRUPTED, TunewrightError
+
+# Importing a module registers its commands; `--help` lists them in this order, the loop's order.
+for _stage in ("loop", "data", "training", "evaluation", "deploy"):
+    importlib.import_module(f"tunewright.cli.{_stage}")
 
 __all__ = ["app", "main"]
 
