@@ -45,9 +45,9 @@ def evaluate_baselines(config: Config, run: RunPaths, show_progress: bool = True
             write_json(run.eval_dir / "few_shot_examples.json", [shot.id for shot in shots])
             chats = few_shot_chats(test, shots, system)
         else:
-            from tunewright.evaluate.retrieval import Embedder, nearest
+            from tunewright.evaluate.retrieval import nearest, packaged_embedder
 
-            neighbours = nearest(Embedder(), test, train, config.eval.few_shot_k)
+            neighbours = nearest(packaged_embedder(), test, train, config.eval.few_shot_k)
             shown = {example.id: [shot.id for shot in shots] for example, shots in zip(test, neighbours, strict=True)}
             write_json(run.eval_dir / "retrieved_examples.json", shown)
             chats = retrieved_few_shot_chats(test, neighbours, system)
@@ -110,7 +110,7 @@ def narrowed_constraints(config: Config, tokenizer: Any, test: list[Example],
     count = config.eval.retrieval_candidates
     if count == 0 or label_constraint(config, tokenizer, train) is None or task.label_regex is None:
         return None
-    from tunewright.evaluate.retrieval import Embedder, nearest
+    from tunewright.evaluate.retrieval import nearest, packaged_embedder
 
     fmt = label_format([example.reference for example in train], task.label_regex)
     assert fmt is not None  # label_constraint found it
@@ -118,7 +118,7 @@ def narrowed_constraints(config: Config, tokenizer: Any, test: list[Example],
     stop = tokenizer.eos_token_id if tokenizer.eos_token_id in stops else stops[0]
     tries = {}
     result = []
-    for shots in nearest(Embedder(), test, train, count):
+    for shots in nearest(packaged_embedder(), test, train, count):
         shortlist = tuple(sorted({shot.label for shot in shots if shot.label in task.labels}))
         if shortlist not in tries:
             tries[shortlist] = build_trie(tokenizer, list(shortlist) or task.labels, fmt, stop)

@@ -3,6 +3,7 @@ cached per text. Used to retrieve the training examples nearest an input and for
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -59,6 +60,13 @@ class Embedder:
         if not left:
             return []
         return (self.embed(left) * self.embed(right)).sum(-1).tolist()
+
+
+@functools.cache
+def packaged_embedder() -> Embedder:
+    """One packaged MiniLM per process: baselines, the retrieval shortlist, the fairness probe and the
+    similarity metric share its weights and its embedding cache instead of loading it each time."""
+    return Embedder()
 
 
 def input_text(example: Example) -> str:

@@ -88,9 +88,9 @@ def compare(config: Config, per_row: dict[str, dict[str, Any]], rows: int) -> li
 def _similarities(config: Config, predictions: dict[str, list[Prediction]]) -> dict[str, list[float]]:
     if not config.eval.semantic_similarity:
         return {}
-    from tunewright.evaluate.retrieval import Embedder
+    from tunewright.evaluate.retrieval import packaged_embedder
 
-    embedder = Embedder()
+    embedder = packaged_embedder()
     return {name: embedder.similarity([p.output for p in rows], [p.reference for p in rows])
             for name, rows in predictions.items()}
 
