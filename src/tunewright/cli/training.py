@@ -25,9 +25,8 @@ def train(
                                       "stop; start torchrun yourself with --resume (e.g. on several nodes)."),
 ) -> None:
     """Check and split the data, then train; evaluate later with `tunewright eval RUN_DIR`."""
-    from tunewright import distributed
     from tunewright.pipeline import prepare_run
-    from tunewright.train import artifact_dir, train_run
+    from tunewright.train import artifact_dir, distributed, train_run
 
     loaded = load_config(config, overrides)
     distributed.check_strategy(loaded)

@@ -114,7 +114,7 @@ def test_tensorboard_events_precision_and_loss_plot(tiny_project: Path, tmp_path
 
 
 def test_auto_precision_is_bf16_only_where_bf16_is_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tunewright.train as train
+    import tunewright.train.recipe as train
 
     monkeypatch.setattr(train, "fast_bf16_available", lambda: False)
     assert train.resolve_precision("auto") == "fp32"

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from transformers import Trainer
 
 from tunewright.chat import IGNORE_INDEX
-from tunewright.packing import LengthGroupedOrder
+from tunewright.train.batches import LengthGroupedOrder
 
 
 def shared_prefix_loss(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,

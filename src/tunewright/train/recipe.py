@@ -16,17 +16,17 @@ import torch
 from transformers import PrinterCallback, TrainerCallback, TrainingArguments, set_seed
 
 from tunewright.chat import IGNORE_INDEX, encode_example, stop_token_ids
-from tunewright.checkpoints import Checkpoints, StopOnSignal, TrainingInterrupted, latest_checkpoint
 from tunewright.config import Config
 from tunewright.errors import ConfigError, DataError
 from tunewright.methods import METHODS, load_base
 from tunewright.modeling import CausalLM, fast_bf16_available, load_tokenizer, resolve_base_model
-from tunewright.packing import PackCollator, PadCollator
-from tunewright.prefix_loss import PrefixSharingTrainer
 from tunewright.records import Example
 from tunewright.report.plots import loss_curve_png, write_bytes
 from tunewright.runs import ADAPTER_MANIFEST, RunPaths, atomic_dir, read_jsonl, write_json
-from tunewright.training_log import MetricsLog, ProgressBar, tracking_callbacks
+from tunewright.train.batches import PackCollator, PadCollator
+from tunewright.train.checkpoints import Checkpoints, StopOnSignal, TrainingInterrupted, latest_checkpoint
+from tunewright.train.loss import PrefixSharingTrainer
+from tunewright.train.metrics_log import MetricsLog, ProgressBar, tracking_callbacks
 
 __all__ = ["PadCollator", "TrainingResult", "artifact_dir", "train_run"]
 
