@@ -26,6 +26,7 @@ def train(
 ) -> None:
     """Check and split the data, then train; evaluate later with `tunewright eval RUN_DIR`."""
     from tunewright.pipeline import prepare_run
+    from tunewright.report import write_loss_plot
     from tunewright.train import artifact_dir, distributed, train_run
 
     loaded = load_config(config, overrides)
@@ -44,6 +45,7 @@ def train(
         raise typer.Exit(code)  # rank 0 of the launched processes has printed the result
     train_run(loaded, run_paths, show_progress=distributed.rank() == 0, resume=resume)
     if distributed.rank() == 0:
+        write_loss_plot(run_paths)
         result = read_json(run_paths.training_result)
         best = "-" if result["best_val_loss"] is None else f"{result['best_val_loss']:.4f}"
         console.print(f"{result['method']}: {artifact_dir(loaded, run_paths)}  (steps {result['steps']}, best val "

@@ -131,8 +131,7 @@ def test_examples(config: Config, run: RunPaths) -> list[Example]:
 
 
 def _load_finetuned(config: Config, run: RunPaths) -> tuple[Any, Any]:
-    from tunewright.methods import load_trained
-    from tunewright.train import artifact_dir
+    from tunewright.methods import artifact_dir, load_trained
 
     artifact = artifact_dir(config, run)
     # The artifact's own tokenizer carries the chat template it was trained with.

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from tunewright.methods import dora, full, ia3, lora, prefix_tuning, prompt_tuning, qlora
 
 if TYPE_CHECKING:
-    from tunewright.config import MethodConfig
+    from tunewright.config import Config, MethodConfig
     from tunewright.modeling import CausalLM
+    from tunewright.runs import RunPaths
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,11 @@ METHODS: dict[str, Method] = {
     "prefix_tuning": Method(prefix_tuning.prepare, shares_prefix=False),
     "ia3": Method(ia3.prepare),
 }
+
+
+def artifact_dir(config: Config, run: RunPaths) -> Path:
+    """Where the trained artifact goes: `model/` for full fine-tunes, `adapter/` otherwise."""
+    return run.model if METHODS[config.method.name].artifact == "model" else run.adapter
 
 
 def load_base(model_dir: Path, method: Method) -> CausalLM:

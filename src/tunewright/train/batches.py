@@ -9,7 +9,7 @@ import torch
 
 from tunewright.chat import IGNORE_INDEX
 
-Row = dict[str, list[int]]
+Row = dict[str, list[int]]  # input_ids, labels and label_span of one encoded example
 
 
 class PadCollator:

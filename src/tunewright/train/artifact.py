@@ -1,0 +1,31 @@
+"""The trained artifact: the adapter (PEFT layout) or, for full fine-tunes, every weight, saved
+atomically as safetensors with its tokenizer, chat template and tunewright manifest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunewright.chat import stop_token_ids
+from tunewright.config import Config
+from tunewright.methods import METHODS, artifact_dir
+from tunewright.modeling import CausalLM
+from tunewright.runs import ADAPTER_MANIFEST, RunPaths, atomic_dir, write_json
+
+__all__ = ["artifact_dir", "save_artifact"]
+
+
+def save_artifact(config: Config, run: RunPaths, model: CausalLM, tokenizer: Any, best_val_loss: float | None) -> None:
+    method = METHODS[config.method.name]
+    with atomic_dir(artifact_dir(config, run)) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / ADAPTER_MANIFEST, {
+            "base_model": config.model.base,
+            "method": config.method.name,
+            "artifact": method.artifact,  # "adapter" (PEFT layout) or "model" (every weight)
+            "quantized_base": "nf4" if method.quantization else None,
+            "task": config.task.name,
+            "system_prompt": config.task.system_prompt,
+            "stop_token_ids": stop_token_ids(tokenizer),
+            "best_val_loss": best_val_loss,
+        })
