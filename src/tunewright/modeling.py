@@ -92,6 +92,20 @@ def load_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows as one batch for generation: left-padded to the longest (so every row's next token
+    is in the last column), with the attention mask that hides the padding."""
+    import torch
+
+    width = max(len(row) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for index, row in enumerate(rows):
+        input_ids[index, width - len(row):] = torch.tensor(row, dtype=torch.long)
+        attention_mask[index, width - len(row):] = 1
+    return input_ids, attention_mask
+
+
 def load_model(model_dir: Path, dtype: torch.dtype | None = None, quantization_config: Any = None) -> CausalLM:
     import torch
     from transformers import AutoModelForCausalLM
