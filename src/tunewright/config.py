@@ -99,7 +99,8 @@ class DataConfig(Section):
 class ModelConfig(Section):
     base: str = Field(
         "smollm2-135m-instruct",
-        description="'smollm2-135m-instruct' (the packaged default) or a local Hugging Face model directory.",
+        description="'smollm2-135m-instruct' (the packaged default), a local Hugging Face model directory, or "
+        "a Hub id already in the local Hugging Face cache (nothing is downloaded).",
     )
 
 
