@@ -14,6 +14,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tunewright.errors import ConfigError
+from tunewright.methods.facts import METHOD_FACTS, method_names
 
 
 class Section(BaseModel):
@@ -105,9 +106,8 @@ class ModelConfig(Section):
 
 
 class MethodConfig(Section):
-    name: Literal["full", "lora", "dora", "qlora", "prompt_tuning", "prefix_tuning", "ia3"] = Field(
-        "lora", description="Fine-tuning method: full (every weight), lora, dora, qlora (4-bit NF4 base), "
-        "prompt_tuning, prefix_tuning or ia3.")
+    name: str = Field("lora", description="Fine-tuning method: " + ", ".join(
+        f"{name} ({facts.description})" for name, facts in METHOD_FACTS.items()) + ".")
     r: int = Field(16, gt=0, description="LoRA rank.")
     alpha: int = Field(32, gt=0, description="LoRA alpha (scaling = alpha / r).")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA path.")
@@ -115,6 +115,13 @@ class MethodConfig(Section):
         "all-linear", description="Modules to adapt: 'all-linear' or a list of module names."
     )
     num_virtual_tokens: int = Field(20, gt=0, description="Virtual tokens for prompt_tuning / prefix_tuning.")
+
+    @field_validator("name")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        if value not in METHOD_FACTS:
+            raise ValueError(f"unknown method {value!r}; one of {method_names()}")
+        return value
 
 
 class DistributedConfig(Section):

@@ -10,6 +10,7 @@ import typer
 from tunewright.cli.common import OutOption, SetOption, announce, app, console
 from tunewright.config import Config, dump_config, load_config
 from tunewright.errors import EXIT_PROBLEMS, TunewrightError
+from tunewright.methods.facts import method_names
 from tunewright.runs import RunPaths, new_run_dir, read_json
 
 
@@ -69,7 +70,7 @@ def _existing_run(out: Path | None, config: Config) -> RunPaths:
 def plan(
     model: str = typer.Option("smollm2-135m-instruct", "--model", help="A size (135m, 7b, 70b, ...), a model "
                               "directory, or the packaged model's name."),
-    method: str = typer.Option("lora", "--method", help="full, lora, dora, qlora, prompt_tuning, prefix_tuning, ia3."),
+    method: str = typer.Option("lora", "--method", help=f"{method_names()}."),
     seq_len: int = typer.Option(512, "--seq-len", min=1, help="Tokens per example."),
     batch: int = typer.Option(8, "--batch", min=1, help="Examples per step (per GPU)."),
     gpu_memory: float | None = typer.Option(None, "--gpu-memory", help="GPU memory in GB, to check the fit."),

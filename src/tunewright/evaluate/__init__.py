@@ -26,7 +26,6 @@ from tunewright.runs import RunPaths, write_json, write_jsonl
 __all__ = ["EvalResult", "evaluate_baselines", "evaluate_finetuned", "label_constraint", "score_run"]
 
 PROBE_TOKENS = 48  # general-ability answers are short
-MERGEABLE = ("lora", "dora")  # adapters that fold into fp32 weights exactly
 
 
 def evaluate_baselines(config: Config, run: RunPaths, show_progress: bool = True) -> None:
@@ -131,13 +130,13 @@ def test_examples(config: Config, run: RunPaths) -> list[Example]:
 
 
 def _load_finetuned(config: Config, run: RunPaths) -> tuple[Any, Any]:
-    from tunewright.methods import artifact_dir, load_trained
+    from tunewright.methods import METHODS, artifact_dir, load_trained
 
     artifact = artifact_dir(config, run)
     # The artifact's own tokenizer carries the chat template it was trained with.
     tokenizer = load_tokenizer(artifact)
     model = load_trained(resolve_base_model(config.model.base), artifact, config.method.name)
-    if config.method.name in MERGEABLE:
+    if METHODS[config.method.name].facts.merges_exactly:
         # Merged in memory only to generate faster; the saved adapter is what is evaluated.
         model = model.merge_and_unload()
     return model, tokenizer
