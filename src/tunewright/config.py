@@ -2,6 +2,9 @@
 
 Loaded from YAML, overridden with `--set section.key=value`, validated strictly (unknown keys are
 errors) and saved resolved next to the artifacts it produced. Never imports torch.
+
+Over 300 lines on purpose: it is the whole schema in one place, one small model per section with a
+description on every field; split up, a reader would hunt across files for one setting.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """`data check`: run every dataset check and gather the findings. Errors stop a run; warnings are
-reported (and stop it too with `data.strict`). Each check lives in its own module; this one orders them."""
+reported (and stop it too with `data.strict`). Most checks live in their own modules; this one orders
+them and holds the two small ones that need the whole dataset (personal data, size and balance)."""
 
 from __future__ import annotations
 

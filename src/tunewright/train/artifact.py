@@ -9,7 +9,7 @@ from tunewright.chat import stop_token_ids
 from tunewright.config import Config
 from tunewright.methods import METHODS, artifact_dir
 from tunewright.modeling import CausalLM, public_model_id
-from tunewright.runs import ADAPTER_MANIFEST, RunPaths, atomic_dir, write_json
+from tunewright.runs import ADAPTER_MANIFEST, AdapterManifest, RunPaths, atomic_dir, write_json
 
 __all__ = ["artifact_dir", "save_artifact"]
 
@@ -23,13 +23,9 @@ def save_artifact(config: Config, run: RunPaths, model: CausalLM, tokenizer: Any
     with atomic_dir(artifact_dir(config, run)) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        write_json(tmp / ADAPTER_MANIFEST, {
-            "base_model": config.model.base,
-            "method": config.method.name,
-            "artifact": method.artifact,  # "adapter" (PEFT layout) or "model" (every weight)
-            "quantized_base": "nf4" if method.quantization else None,
-            "task": config.task.name,
-            "system_prompt": config.task.system_prompt,
-            "stop_token_ids": stop_token_ids(tokenizer),
-            "best_val_loss": best_val_loss,
-        })
+        manifest = AdapterManifest(
+            base_model=config.model.base, method=config.method.name, artifact=method.artifact,
+            quantized_base="nf4" if method.facts.quantized else None, task=config.task.name,
+            system_prompt=config.task.system_prompt, stop_token_ids=tuple(stop_token_ids(tokenizer)),
+            best_val_loss=best_val_loss)
+        write_json(tmp / ADAPTER_MANIFEST, manifest.to_json())
