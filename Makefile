@@ -14,6 +14,7 @@ demo: $(STAMP)
 test: $(STAMP) $(VENV)/.tunewright-dev
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 	TUNEWRIGHT_TEST_PRECISION=bf16 $(PY) -m pytest -q -m precision
 

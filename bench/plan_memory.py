@@ -23,7 +23,7 @@ from pathlib import Path
 from tunewright.config import MethodConfig
 from tunewright.methods import METHODS, load_base
 from tunewright.modeling import resolve_base_model
-from tunewright.prefix_loss import plain_loss
+from tunewright.train.loss import plain_loss
 
 def rss():
     for line in Path("/proc/self/status").read_text().splitlines():

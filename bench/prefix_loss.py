@@ -19,8 +19,8 @@ from tunewright.config import MethodConfig, load_config
 from tunewright.data.formats import read_examples
 from tunewright.methods import prepare_model
 from tunewright.modeling import load_model, load_tokenizer, resolve_base_model
-from tunewright.prefix_loss import shared_prefix_loss
 from tunewright.train import PadCollator
+from tunewright.train.loss import shared_prefix_loss
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "fintech-support" / "tunewright.yaml"
 

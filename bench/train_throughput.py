@@ -26,12 +26,12 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from tunewright.config import load_config
 from tunewright.methods import METHODS, load_base
 from tunewright.modeling import load_tokenizer, resolve_base_model
-from tunewright.packing import PadCollator
 from tunewright.pipeline import prepare_run
-from tunewright.precision import resolve_precision
-from tunewright.prefix_loss import plain_loss
 from tunewright.runs import RunPaths
 from tunewright.train import encode_split, train_run
+from tunewright.train.batches import PadCollator
+from tunewright.train.loss import plain_loss
+from tunewright.train.precision import resolve_precision
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "fintech-support" / "tunewright.yaml"
 STATUS = Path("/proc/self/status")

@@ -2,6 +2,9 @@
 
 Loaded from YAML, overridden with `--set section.key=value`, validated strictly (unknown keys are
 errors) and saved resolved next to the artifacts it produced. Never imports torch.
+
+Over 300 lines on purpose: it is the whole schema in one place, one small model per section with a
+description on every field; split up, a reader would hunt across files for one setting.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tunewright.errors import ConfigError
+from tunewright.methods.facts import METHOD_FACTS, method_names
 
 
 class Section(BaseModel):
@@ -99,14 +103,14 @@ class DataConfig(Section):
 class ModelConfig(Section):
     base: str = Field(
         "smollm2-135m-instruct",
-        description="'smollm2-135m-instruct' (the packaged default) or a local Hugging Face model directory.",
+        description="'smollm2-135m-instruct' (the packaged default), a local Hugging Face model directory, or "
+        "a Hub id already in the local Hugging Face cache (nothing is downloaded).",
     )
 
 
 class MethodConfig(Section):
-    name: Literal["full", "lora", "dora", "qlora", "prompt_tuning", "prefix_tuning", "ia3"] = Field(
-        "lora", description="Fine-tuning method: full (every weight), lora, dora, qlora (4-bit NF4 base), "
-        "prompt_tuning, prefix_tuning or ia3.")
+    name: str = Field("lora", description="Fine-tuning method: " + ", ".join(
+        f"{name} ({facts.description})" for name, facts in METHOD_FACTS.items()) + ".")
     r: int = Field(16, gt=0, description="LoRA rank.")
     alpha: int = Field(32, gt=0, description="LoRA alpha (scaling = alpha / r).")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA path.")
@@ -114,6 +118,13 @@ class MethodConfig(Section):
         "all-linear", description="Modules to adapt: 'all-linear' or a list of module names."
     )
     num_virtual_tokens: int = Field(20, gt=0, description="Virtual tokens for prompt_tuning / prefix_tuning.")
+
+    @field_validator("name")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        if value not in METHOD_FACTS:
+            raise ValueError(f"unknown method {value!r}; one of {method_names()}")
+        return value
 
 
 class DistributedConfig(Section):

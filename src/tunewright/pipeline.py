@@ -95,16 +95,16 @@ def finish_run(config: Config, run: RunPaths, announce: Announce, show_progress:
     with _timed(timings, "evaluation"):
         evaluate_finetuned(config, run, show_progress)
         result = score_run(config, run)
-    summary = build_summary(config, run, result.to_json(), timings, time.perf_counter() - started)
+    summary = build_summary(config, run, result.to_json())
     with _timed(timings, "report"):
-        write_reports(run, summary)
+        write_reports(run, summary)  # the report shows no timings: they are complete only after it
     summary["timings"] = {**timings, "total_seconds": time.perf_counter() - started}
     write_json(run.summary, summary)
     return summary
 
 
-def build_summary(config: Config, run: RunPaths, evaluation: dict[str, Any], timings: dict[str, float],
-                  total_seconds: float) -> dict[str, Any]:
+def build_summary(config: Config, run: RunPaths, evaluation: dict[str, Any]) -> dict[str, Any]:
+    """summary.json without its timings, which finish_run adds once the report is written."""
     manifest = read_json(run.split_manifest)
     training = read_json(run.training_result)
     return {
@@ -132,7 +132,6 @@ def build_summary(config: Config, run: RunPaths, evaluation: dict[str, Any], tim
             "loss_curve": _relative(run.loss_plot, run.root),
             "config": _relative(run.config, run.root),
         },
-        "timings": {**timings, "total_seconds": total_seconds},
     }
 
 

@@ -11,20 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunewright.errors import ConfigError
+from tunewright.methods.facts import METHOD_FACTS, method_names
 
 GB = 1e9
 ADAM_BYTES = 8  # two fp32 moments per trainable parameter
-LORA_LINEARS = 7  # q, k, v, o, gate, up, down in every Llama-style layer
 NF4_BYTES = 0.53  # 4-bit weights plus double-quantized block scales
-# Tensors saved for backward per token and layer, in multiples of the hidden and intermediate widths,
-# fitted to peak GPU memory measured for each method (bench/results/plan_memory_gpu.json): norms,
-# attention and MLP inputs/outputs; weight gradients (full) need a few more; LoRA-style adapters also
-# keep every adapted linear's dropped-out input, DoRA more for its norms.
-ACTIVATION_WIDTHS = {"frozen": (8.0, 3.0), "ia3": (9.0, 3.75), "full": (10.0, 3.5), "lora": (16.0, 5.25),
-                     "qlora": (16.0, 5.25), "dora": (22.0, 8.25)}
-# DoRA materialises every adapted weight to take its norms; part of that stays alive for backward.
-DORA_WEIGHT_BYTES = 2.5
-ADAPTER_METHODS = ("lora", "dora", "qlora", "ia3", "prompt_tuning", "prefix_tuning")
 
 
 @dataclass(frozen=True)
@@ -46,6 +37,17 @@ class ModelShape:
         per_layer = 2 * self.hidden * self.hidden + 2 * self.hidden * kv + 3 * self.hidden * self.intermediate
         embeddings = self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
         return self.layers * (per_layer + 2 * self.hidden) + embeddings + self.hidden
+
+    @property
+    def kv_width(self) -> int:
+        """Width of the key and value projections (smaller than hidden with grouped-query attention)."""
+        return self.hidden * self.kv_heads // self.heads
+
+    @property
+    def linears(self) -> list[tuple[int, int]]:
+        """(in, out) of each linear in one layer: q, o, k, v, gate, up, down."""
+        return [(self.hidden, self.hidden)] * 2 + [(self.hidden, self.kv_width)] * 2 + \
+               [(self.hidden, self.intermediate)] * 2 + [(self.intermediate, self.hidden)]
 
     @property
     def linear_parameters(self) -> int:
@@ -99,40 +101,27 @@ class MemoryPlan:
 
 
 def trainable_parameters(shape: ModelShape, method: str, r: int = 16, virtual_tokens: int = 20) -> int:
-    kv = shape.hidden * shape.kv_heads // shape.heads
-    if method == "full":
-        return shape.parameters
-    if method in ("lora", "qlora", "dora"):
-        # A (r x in) and B (out x r) per adapted linear; DoRA adds one magnitude per output channel.
-        ins_outs = [(shape.hidden, shape.hidden)] * 2 + [(shape.hidden, kv)] * 2 + \
-                   [(shape.hidden, shape.intermediate)] * 2 + [(shape.intermediate, shape.hidden)]
-        per_layer = sum(r * (i + o) + (o if method == "dora" else 0) for i, o in ins_outs)
-        return shape.layers * per_layer
-    if method == "ia3":
-        return shape.layers * (2 * kv + shape.intermediate)
-    if method == "prompt_tuning":
-        return virtual_tokens * shape.hidden
-    if method == "prefix_tuning":
-        return virtual_tokens * shape.layers * 2 * kv
-    raise ConfigError(f"--method {method!r}: one of full, {', '.join(ADAPTER_METHODS)}")
+    if method not in METHOD_FACTS:
+        raise ConfigError(f"--method {method!r}: one of {method_names()}")
+    return METHOD_FACTS[method].trainable_parameters(shape, r, virtual_tokens)
 
 
 def plan_memory(shape: ModelShape, method: str, seq_len: int, batch: int, precision: str = "bf16") -> MemoryPlan:
     """Peak training memory in bytes. Trainable weights, their gradients and AdamW state are fp32
     (master weights); a frozen base is held in the compute precision (NF4 for qlora)."""
     trainable = trainable_parameters(shape, method)
+    facts = METHOD_FACTS[method]
     compute_bytes = 2 if precision == "bf16" else 4
     embeddings = shape.parameters - shape.linear_parameters
-    if method == "full":
+    if facts.artifact == "model":
         weights = 4.0 * shape.parameters
-    elif method == "qlora":
+    elif facts.quantized:
         weights = NF4_BYTES * shape.linear_parameters + compute_bytes * embeddings + 4.0 * trainable
     else:
         weights = compute_bytes * shape.parameters + 4.0 * trainable
-    if method == "dora":
-        weights += DORA_WEIGHT_BYTES * shape.linear_parameters
+    weights += facts.extra_weight_bytes * shape.linear_parameters
     tokens = seq_len * batch
-    hidden_terms, intermediate_terms = ACTIVATION_WIDTHS.get(method, ACTIVATION_WIDTHS["frozen"])
+    hidden_terms, intermediate_terms = facts.activation_widths
     per_token = shape.layers * (hidden_terms * shape.hidden + intermediate_terms * shape.intermediate)
     logits = 3.0 * shape.vocab * 4  # fp32 logits, their softmax and gradient, for every token (upper bound)
     activations = tokens * (per_token * compute_bytes + logits)
@@ -142,7 +131,7 @@ def plan_memory(shape: ModelShape, method: str, seq_len: int, batch: int, precis
 def step_seconds(shape: ModelShape, method: str, seq_len: int, batch: int, tflops: float, mfu: float = 0.4) -> float:
     """Rough seconds per optimizer step: ~6N FLOPs per token for full fine-tuning (forward, and
     backward for activations and weights), ~4N for adapters (no weight gradients for the base)."""
-    flops_per_token = (6 if method == "full" else 4) * shape.parameters
+    flops_per_token = METHOD_FACTS[method].flops_per_parameter * shape.parameters
     return flops_per_token * seq_len * batch / (tflops * 1e12 * mfu)
 
 

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,42 @@ class RunPaths:
         return self.root / "summary.json"
 
 
+@dataclass(frozen=True)
+class AdapterManifest:
+    """tunewright-adapter.json beside a trained artifact: what made it (written by training) and, once
+    in an adapter library, which base it runs on and how it scored (completed by the library)."""
+
+    base_model: str = ""  # model.base as the user gave it
+    method: str = ""
+    artifact: str = "adapter"  # "adapter" (PEFT layout) or "model" (every weight)
+    quantized_base: str | None = None  # "nf4" for qlora
+    task: str = ""
+    system_prompt: str = ""
+    stop_token_ids: tuple[int, ...] = ()
+    best_val_loss: float | None = None
+    peft_type: str | None = None
+    base_fingerprint: str | None = None
+    eval_summary: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "stop_token_ids": list(self.stop_token_ids)}
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> AdapterManifest:
+        """Known fields only (a manifest may carry more); missing ones keep their defaults."""
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in payload.items() if key in known and value is not None}
+        if "stop_token_ids" in values:
+            values["stop_token_ids"] = tuple(int(i) for i in values["stop_token_ids"])
+        return cls(**values)
+
+    @classmethod
+    def read(cls, artifact_dir: Path) -> AdapterManifest:
+        """The manifest in `artifact_dir`; an empty one for a plain PEFT adapter that has none."""
+        path = artifact_dir / ADAPTER_MANIFEST
+        return cls.from_json(read_json(path)) if path.is_file() else cls()
+
+
 def new_run_dir(out: Path | None, task_name: str, base: Path = Path("runs")) -> RunPaths:
     """A fresh run directory: `out` if given (must be empty or absent), else runs/<task>-<time>."""
     if out is None:
@@ -119,12 +155,16 @@ def existing_run(path: Path) -> RunPaths:
 
 
 def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: Path, payload: bytes) -> None:
     """Write a file atomically: a temp file in the same directory, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -60,6 +60,7 @@ TABLE = [
     ("csv_empty_output.csv", [("error", "empty-content", "8", "output")]),
     ("parquet_missing_output.parquet", [("error", "wrong-type", "row3", "output")]),
     ("empty.jsonl", [("error", "empty", "", None)]),
+    ("too_deep.jsonl", [("error", "too-deep", "2", None)]),
 ]
 
 

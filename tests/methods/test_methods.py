@@ -16,9 +16,9 @@ from tunewright.data.formats import read_examples
 from tunewright.methods import METHODS, load_base, load_trained, prepare_model
 from tunewright.modeling import load_tokenizer
 from tunewright.pipeline import prepare_run
-from tunewright.prefix_loss import batch_loss
 from tunewright.runs import ADAPTER_MANIFEST, RunPaths, read_jsonl
 from tunewright.train import PadCollator, artifact_dir, encode_split, train_run
+from tunewright.train.loss import batch_loss
 
 LEARNING_RATES = {"prompt_tuning": 0.1, "prefix_tuning": 0.03, "ia3": 0.1}
 

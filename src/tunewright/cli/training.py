@@ -10,6 +10,7 @@ import typer
 from tunewright.cli.common import OutOption, SetOption, announce, app, console
 from tunewright.config import Config, dump_config, load_config
 from tunewright.errors import EXIT_PROBLEMS, TunewrightError
+from tunewright.methods.facts import method_names
 from tunewright.runs import RunPaths, new_run_dir, read_json
 
 
@@ -25,9 +26,9 @@ def train(
                                       "stop; start torchrun yourself with --resume (e.g. on several nodes)."),
 ) -> None:
     """Check and split the data, then train; evaluate later with `tunewright eval RUN_DIR`."""
-    from tunewright import distributed
     from tunewright.pipeline import prepare_run
-    from tunewright.train import artifact_dir, train_run
+    from tunewright.report import write_loss_plot
+    from tunewright.train import artifact_dir, distributed, train_run
 
     loaded = load_config(config, overrides)
     distributed.check_strategy(loaded)
@@ -45,6 +46,7 @@ def train(
         raise typer.Exit(code)  # rank 0 of the launched processes has printed the result
     train_run(loaded, run_paths, show_progress=distributed.rank() == 0, resume=resume)
     if distributed.rank() == 0:
+        write_loss_plot(run_paths)
         result = read_json(run_paths.training_result)
         best = "-" if result["best_val_loss"] is None else f"{result['best_val_loss']:.4f}"
         console.print(f"{result['method']}: {artifact_dir(loaded, run_paths)}  (steps {result['steps']}, best val "
@@ -68,7 +70,7 @@ def _existing_run(out: Path | None, config: Config) -> RunPaths:
 def plan(
     model: str = typer.Option("smollm2-135m-instruct", "--model", help="A size (135m, 7b, 70b, ...), a model "
                               "directory, or the packaged model's name."),
-    method: str = typer.Option("lora", "--method", help="full, lora, dora, qlora, prompt_tuning, prefix_tuning, ia3."),
+    method: str = typer.Option("lora", "--method", help=f"{method_names()}."),
     seq_len: int = typer.Option(512, "--seq-len", min=1, help="Tokens per example."),
     batch: int = typer.Option(8, "--batch", min=1, help="Examples per step (per GPU)."),
     gpu_memory: float | None = typer.Option(None, "--gpu-memory", help="GPU memory in GB, to check the fit."),

@@ -1,5 +1,6 @@
 """`data check`: run every dataset check and gather the findings. Errors stop a run; warnings are
-reported (and stop it too with `data.strict`). Each check lives in its own module; this one orders them."""
+reported (and stop it too with `data.strict`). Most checks live in their own modules; this one orders
+them and holds the two small ones that need the whole dataset (personal data, size and balance)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tunewright.data.lengths import check_lengths, token_lengths
 from tunewright.data.pii import find_pii
 from tunewright.data.similarity import NearDuplicates
 from tunewright.data.textscan import offsets
+from tunewright.methods.facts import METHOD_FACTS
 from tunewright.records import Example
 
 if TYPE_CHECKING:
@@ -26,9 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CheckReport", "check_dataset", "normalise_label"]
 
-MIN_EXAMPLES_LORA = 100
-MIN_EXAMPLES_FULL = 10_000
-MAX_EXAMPLES_LORA = 1_000_000  # beyond this a full fine-tune usually repays its cost
+MIN_EXAMPLES_LORA = METHOD_FACTS["lora"].min_examples
 MIN_PER_LABEL = 5
 MAX_IMBALANCE = 20  # largest class / smallest class
 
@@ -115,14 +115,14 @@ def check_pii(examples: list[Example]) -> list[Finding]:
 
 
 def check_size(path: Path, examples: list[Example], labels: list[str], method: str) -> list[Finding]:
-    """Dataset size against the method (a method name is a plain string: any but `full` is treated as
-    parameter-efficient) and class balance."""
+    """Dataset size against the method's facts (a name the registry does not know is treated like lora)
+    and class balance."""
     findings = []
-    minimum = MIN_EXAMPLES_FULL if method == "full" else MIN_EXAMPLES_LORA
-    if len(examples) < minimum:
+    facts = METHOD_FACTS.get(method, METHOD_FACTS["lora"])
+    if len(examples) < facts.min_examples:
         findings.append(Finding("warning", "too-few-examples", f"{len(examples)} examples; {method} usually "
-                                f"needs at least {minimum}", str(path)))
-    if method != "full" and len(examples) > MAX_EXAMPLES_LORA:
+                                f"needs at least {facts.min_examples}", str(path)))
+    if facts.max_examples is not None and len(examples) > facts.max_examples:
         findings.append(Finding("warning", "large-for-method", f"{len(examples):,} examples: with this much "
                                 f"data {method} likely leaves quality on the table; consider method full",
                                 str(path)))

@@ -78,20 +78,8 @@ def detect_format(row: dict[str, Any]) -> str | None:
 def to_example(
     fmt: str, row: dict[str, Any], source: str, label_regex: str | None
 ) -> tuple[Example | None, list[Finding]]:
-    keys = row.keys()
-    if not FORMATS[fmt] <= keys:
-        missing = sorted(FORMATS[fmt] - keys)[0]
-        return None, [Finding("error", "missing-field", f"{fmt} rows need {sorted(FORMATS[fmt])}; "
-                              f"{missing!r} is missing", source, missing)]
-    findings = [] if keys <= ALLOWED_FIELDS[fmt] else [
-        Finding("warning", "unknown-field", f"ignored field {key!r}", source, key)
-        for key in sorted(keys - ALLOWED_FIELDS[fmt])]
-    optional = OPTIONAL_FIELDS[fmt]
-    for key, value in row.items():
-        if type(value) is not str and key in STRING_FIELDS[fmt] and not (value is None and key in optional):
-            findings.append(Finding("error", "wrong-type", f"expected a string, got {type(value).__name__}",
-                                    source, key))
-    if findings and any(f.severity == "error" for f in findings):
+    findings = _field_findings(fmt, row, source)
+    if any(f.severity == "error" for f in findings):
         return None, findings
     if fmt == "alpaca":
         extra = row.get("input") or ""
@@ -104,6 +92,35 @@ def to_example(
         if isinstance(parsed, Finding):
             return None, [*findings, parsed]
         messages = parsed
+    findings += _content_findings(fmt, row, messages, source)
+    if any(f.severity == "error" for f in findings):
+        return None, findings
+    label = row.get("label") or extract_label(messages[-1].content, label_regex)
+    example_id = row.get("id") or content_hash(messages)[:16]
+    return Example(example_id, messages, label, row.get("group") or None, source), findings
+
+
+def _field_findings(fmt: str, row: dict[str, Any], source: str) -> list[Finding]:
+    """Missing required fields, ignored unknown ones, and fields that must be strings but are not."""
+    keys = row.keys()
+    if not FORMATS[fmt] <= keys:
+        missing = sorted(FORMATS[fmt] - keys)[0]
+        return [Finding("error", "missing-field", f"{fmt} rows need {sorted(FORMATS[fmt])}; "
+                        f"{missing!r} is missing", source, missing)]
+    findings = [] if keys <= ALLOWED_FIELDS[fmt] else [
+        Finding("warning", "unknown-field", f"ignored field {key!r}", source, key)
+        for key in sorted(keys - ALLOWED_FIELDS[fmt])]
+    optional = OPTIONAL_FIELDS[fmt]
+    for key, value in row.items():
+        if type(value) is not str and key in STRING_FIELDS[fmt] and not (value is None and key in optional):
+            findings.append(Finding("error", "wrong-type", f"expected a string, got {type(value).__name__}",
+                                    source, key))
+    return findings
+
+
+def _content_findings(fmt: str, row: dict[str, Any], messages: tuple[Message, ...], source: str) -> list[Finding]:
+    """Empty turns and NUL characters, named by the field they came from."""
+    findings = []
     for index, message in enumerate(messages):
         field = f"messages[{index}]" if fmt == "chat" else CONTENT_FIELDS[fmt][message.role]
         if not message.content or message.content.isspace():
@@ -114,11 +131,7 @@ def to_example(
                 field = "input"
             findings.append(Finding("error", "nul-byte", f"{message.role} turn {index} contains a NUL "
                                     "character (\\u0000); remove it", source, field))
-    if any(f.severity == "error" for f in findings):
-        return None, findings
-    label = row.get("label") or extract_label(messages[-1].content, label_regex)
-    example_id = row.get("id") or content_hash(messages)[:16]
-    return Example(example_id, messages, label, row.get("group") or None, source), findings
+    return findings
 
 
 def _chat_messages(value: Any, source: str) -> tuple[Message, ...] | Finding:

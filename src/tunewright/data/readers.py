@@ -94,6 +94,8 @@ def _jsonl_rows(path: Path, text: str, skip: set[int]) -> tuple[list[RawRow], li
             rows.append(RawRow(source, loads(line)))
         except json.JSONDecodeError as exc:
             findings.append(Finding("error", "invalid-json", f"{exc.msg} (column {exc.colno})", source))
+        except RecursionError:
+            findings.append(too_deep(source))
     return rows, findings
 
 
@@ -102,6 +104,8 @@ def _json_array_rows(path: Path, text: str) -> tuple[list[RawRow], list[Finding]
         parsed = json.loads(text)
     except json.JSONDecodeError as exc:
         return [], [Finding("error", "invalid-json", f"{exc.msg} (column {exc.colno})", f"{path}:{exc.lineno}")]
+    except RecursionError:
+        return [], [too_deep(f"{path}:1")]
     if not isinstance(parsed, list):
         return [], [Finding("error", "not-an-object", "expected a JSON array of row objects", f"{path}:1")]
     return [RawRow(f"{path}:item{number}", item) for number, item in enumerate(parsed, start=1)], []
@@ -127,6 +131,9 @@ def _csv_rows(path: Path, text: str, delimiter: str) -> tuple[list[RawRow], list
             except json.JSONDecodeError as exc:
                 findings.append(Finding("error", "invalid-json", f"messages cell: {exc.msg}", source, "messages"))
                 continue
+            except RecursionError:
+                findings.append(too_deep(source, "messages"))
+                continue
         rows.append(RawRow(source, row))
     return rows, findings
 
@@ -135,7 +142,15 @@ def _parquet_rows(path: Path) -> tuple[list[RawRow], list[Finding]]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        values = pq.read_table(path).to_pylist()
+    except RecursionError:
+        return [], [too_deep(str(path))]
     except Exception as exc:  # pyarrow raises several unrelated types for a corrupt file
         return [], [Finding("error", "unreadable", f"not a readable Parquet file ({exc})", str(path))]
-    return [RawRow(f"{path}:row{number}", row) for number, row in enumerate(table.to_pylist(), start=1)], []
+    return [RawRow(f"{path}:row{number}", row) for number, row in enumerate(values, start=1)], []
+
+
+def too_deep(source: str, field: str | None = None) -> Finding:
+    """Values nested past Python's recursion limit cannot be read; no example is nested like that."""
+    return Finding("error", "too-deep", "value nested too deeply to read (thousands of levels); an example "
+                   "is a flat object of strings", source, field)

@@ -66,8 +66,8 @@ def near_duplicates(texts: list[str], threshold: float = THRESHOLD) -> NearDupli
     alike = (signatures[pairs[:, 0]] == signatures[pairs[:, 1]]).mean(axis=1) >= threshold
     parent = list(range(len(texts)))
     for left, right in pairs[alike].tolist():
-        _union(parent, left, right)
-    cluster = [_find(parent, row) for row in range(len(texts))]
+        union_rows(parent, left, right)
+    cluster = [find_root(parent, row) for row in range(len(texts))]
     similarity = [1.0 if first == row else _jaccard(signatures, first, row) for row, first in enumerate(cluster)]
     return NearDuplicates(cluster, similarity, normalised)
 
@@ -138,15 +138,16 @@ def _jaccard(signatures: np.ndarray, left: int, right: int) -> float:
     return float(np.count_nonzero(signatures[left] == signatures[right])) / NUM_PERM
 
 
-def _find(parent: list[int], row: int) -> int:
+def find_root(parent: list[int], row: int) -> int:
+    """Union-find: the root of `row`'s set (paths halved on the way)."""
     while parent[row] != row:
         parent[row] = parent[parent[row]]
         row = parent[row]
     return row
 
 
-def _union(parent: list[int], left: int, right: int) -> None:
+def union_rows(parent: list[int], left: int, right: int) -> None:
     # The smaller index becomes the root, so each cluster is named by its first row in input order.
-    root_left, root_right = _find(parent, left), _find(parent, right)
+    root_left, root_right = find_root(parent, left), find_root(parent, right)
     if root_left != root_right:
         parent[max(root_left, root_right)] = min(root_left, root_right)

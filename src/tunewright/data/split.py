@@ -10,7 +10,7 @@ from typing import Any
 
 from tunewright.config import SplitConfig
 from tunewright.data.duplicates import input_clusters
-from tunewright.data.similarity import NearDuplicates
+from tunewright.data.similarity import NearDuplicates, find_root, union_rows
 from tunewright.records import Example, content_hash
 
 SPLITS = ("train", "val", "test")
@@ -94,15 +94,5 @@ def unit_anchors(examples: list[Example], clusters: NearDuplicates) -> list[int]
     first_of_group: dict[str, int] = {}
     for row, example in enumerate(examples):
         if example.group:
-            other = first_of_group.setdefault(example.group, row)
-            left, right = _find(parent, other), _find(parent, row)
-            if left != right:
-                parent[max(left, right)] = min(left, right)
-    return [_find(parent, row) for row in range(len(examples))]
-
-
-def _find(parent: list[int], row: int) -> int:
-    while parent[row] != row:
-        parent[row] = parent[parent[row]]
-        row = parent[row]
-    return row
+            union_rows(parent, first_of_group.setdefault(example.group, row), row)
+    return [find_root(parent, row) for row in range(len(examples))]

@@ -10,7 +10,8 @@ from typing import Any
 
 from tunewright.chat import stop_token_ids
 from tunewright.config import Config
-from tunewright.evaluate.candidates import few_shot_chats, pick_shots, retrieved_few_shot_chats, zero_shot_chats
+from tunewright.evaluate.baselines import BASELINES, BaselineInputs
+from tunewright.evaluate.candidates import zero_shot_chats
 from tunewright.evaluate.constrained import LabelTrie, build_trie, label_format
 from tunewright.evaluate.endpoint import api_key, chat_completion
 from tunewright.evaluate.gate import FINETUNED
@@ -26,7 +27,6 @@ from tunewright.runs import RunPaths, write_json, write_jsonl
 __all__ = ["EvalResult", "evaluate_baselines", "evaluate_finetuned", "label_constraint", "score_run"]
 
 PROBE_TOKENS = 48  # general-ability answers are short
-MERGEABLE = ("lora", "dora")  # adapters that fold into fp32 weights exactly
 
 
 def evaluate_baselines(config: Config, run: RunPaths, show_progress: bool = True) -> None:
@@ -36,27 +36,16 @@ def evaluate_baselines(config: Config, run: RunPaths, show_progress: bool = True
     tokenizer, model = load_tokenizer(model_dir), load_model(model_dir)
     model.eval()
     constraint = label_constraint(config, tokenizer, train)
-    system = config.task.system_prompt
     for name in config.eval.candidates:
-        if name == "zero_shot":
-            chats = zero_shot_chats(test, system)
-        elif name == "few_shot":
-            shots = pick_shots(train, config.eval.few_shot_k, config.training.seed)
-            write_json(run.eval_dir / "few_shot_examples.json", [shot.id for shot in shots])
-            chats = few_shot_chats(test, shots, system)
-        else:
-            from tunewright.evaluate.retrieval import nearest, packaged_embedder
+        def generate(chats: list[Chat], name: str = name) -> list[str]:
+            return _generate(config, model, tokenizer, chats, name, show_progress, constraint)
 
-            neighbours = nearest(packaged_embedder(), test, train, config.eval.few_shot_k)
-            shown = {example.id: [shot.id for shot in shots] for example, shots in zip(test, neighbours, strict=True)}
-            write_json(run.eval_dir / "retrieved_examples.json", shown)
-            chats = retrieved_few_shot_chats(test, neighbours, system)
-        replies = _generate(config, model, tokenizer, chats, name, show_progress, constraint)
+        replies = BASELINES[name](BaselineInputs(config, run, test, train, generate))
         _write_predictions(config, run, name, test, replies)
     for endpoint in config.eval.endpoints:
         key = api_key(endpoint.api_key_env)
         replies = [chat_completion(endpoint.base_url, endpoint.model, key, chat, config.eval.max_new_tokens)
-                   for chat in zero_shot_chats(test, system)]
+                   for chat in zero_shot_chats(test, config.task.system_prompt)]
         _write_predictions(config, run, endpoint.name, test, replies)
     if config.eval.probes.forgetting:
         write_json(run.eval_dir / "probe_general_base.json", _general_answers(config, model, tokenizer))
@@ -131,14 +120,13 @@ def test_examples(config: Config, run: RunPaths) -> list[Example]:
 
 
 def _load_finetuned(config: Config, run: RunPaths) -> tuple[Any, Any]:
-    from tunewright.methods import load_trained
-    from tunewright.train import artifact_dir
+    from tunewright.methods import METHODS, artifact_dir, load_trained
 
     artifact = artifact_dir(config, run)
     # The artifact's own tokenizer carries the chat template it was trained with.
     tokenizer = load_tokenizer(artifact)
     model = load_trained(resolve_base_model(config.model.base), artifact, config.method.name)
-    if config.method.name in MERGEABLE:
+    if METHODS[config.method.name].facts.merges_exactly:
         # Merged in memory only to generate faster; the saved adapter is what is evaluated.
         model = model.merge_and_unload()
     return model, tokenizer

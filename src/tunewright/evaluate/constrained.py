@@ -1,6 +1,6 @@
 """Label-constrained decoding: the answer's label is chosen from the task's label set token by token
 (a trie of the label spellings), so every answer carries a valid label; the rest is free text.
-Imports only torch and transformers, so serving can use it without training code."""
+Evaluation decodes every candidate with it (evaluate/generate.py)."""
 
 from __future__ import annotations
 

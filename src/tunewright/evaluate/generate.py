@@ -12,6 +12,7 @@ from transformers import LogitsProcessorList
 
 from tunewright.chat import prompt_ids, stop_token_ids
 from tunewright.evaluate.constrained import LabelConstraint, LabelTrie
+from tunewright.modeling import left_pad
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -72,14 +73,11 @@ def _generate_batch(
     so the padding sits between the shared prefix and the row's tokens, masked out."""
     shared = _shared_length(rows)
     suffixes = [ids[shared:] for ids in rows]
-    width = max(len(ids) for ids in suffixes)
-    input_ids = torch.full((len(rows), shared + width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros_like(input_ids)
-    input_ids[:, :shared] = torch.tensor(rows[0][:shared])
-    attention_mask[:, :shared] = 1
-    for row, ids in enumerate(suffixes):
-        input_ids[row, shared + width - len(ids):] = torch.tensor(ids)
-        attention_mask[row, shared + width - len(ids):] = 1
+    padded, padded_mask = left_pad(suffixes, pad_id)
+    width = padded.shape[1]
+    input_ids = torch.cat([torch.tensor([rows[0][:shared]] * len(rows), dtype=torch.long).view(len(rows), shared),
+                           padded], dim=1)
+    attention_mask = torch.cat([torch.ones((len(rows), shared), dtype=torch.long), padded_mask], dim=1)
     extra: dict[str, object] = {}
     if shared > 0:
         cache = model(input_ids=input_ids[:1, :shared].to(model.device), use_cache=True, logits_to_keep=1).cache

@@ -63,6 +63,12 @@ def export_feedback(store: FeedbackStore, out: Path, task: TaskConfig, min_ratin
     if not rows:
         write_jsonl(out, [])
         return result
+    result.warnings = _write_checked(rows, out, task)
+    return result
+
+
+def _write_checked(rows: list[dict[str, object]], out: Path, task: TaskConfig) -> list[str]:
+    """Write `rows` to `out` only if they pass `data check`; returns its warnings."""
     fd, tmp_name = tempfile.mkstemp(dir=out.parent if out.parent.exists() else None, suffix=".jsonl")
     os.close(fd)
     tmp = Path(tmp_name)
@@ -73,12 +79,11 @@ def export_feedback(store: FeedbackStore, out: Path, task: TaskConfig, min_ratin
             first = report.errors[0]
             raise DataError(f"feedback rows fail data check ({len(report.errors)} errors), nothing written; "
                             f"first: {first.line().replace(str(tmp), 'row')}")
-        result.warnings = [finding.line().replace(str(tmp), str(out)) for finding in report.warnings]
         out.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    return result
+    return [finding.line().replace(str(tmp), str(out)) for finding in report.warnings]
 
 
 def _known_prompts(dataset: Path, task: TaskConfig) -> set[str]:

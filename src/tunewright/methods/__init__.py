@@ -1,39 +1,51 @@
-"""Fine-tuning methods: each module says how to load the base, how to make it trainable and what it
-saves; the training loop is shared. Adding a method is one module and one line in `METHODS`."""
+"""Fine-tuning methods: one module per method says how to make the base trainable; `METHODS` pairs
+each with its facts (facts.py: what it saves, whether it merges, how much data it wants, its `plan`
+terms). Adding a method is one module, one entry in `METHOD_FACTS` and one in `METHODS`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from tunewright.methods import dora, full, ia3, lora, prefix_tuning, prompt_tuning, qlora
+from tunewright.methods.facts import METHOD_FACTS, MethodFacts
 
 if TYPE_CHECKING:
-    from tunewright.config import MethodConfig
+    from tunewright.config import Config, MethodConfig
     from tunewright.modeling import CausalLM
+    from tunewright.runs import RunPaths
 
 
 @dataclass(frozen=True)
 class Method:
+    facts: MethodFacts
     prepare: Callable[[CausalLM, MethodConfig], CausalLM]  # base model in, trainable model out
-    artifact: Literal["adapter", "model"] = "adapter"  # a PEFT adapter, or every weight (safetensors)
-    # True where the model sees exactly the input sequence, so the shared-prefix loss (which feeds a
-    # KV cache) is exact; prompt and prefix tuning add virtual tokens and use the plain loss.
-    shares_prefix: bool = True
     quantization: Callable[[], Any] | None = None  # builds the base model's quantization config
 
+    @property
+    def artifact(self) -> str:
+        return self.facts.artifact
 
-METHODS: dict[str, Method] = {
-    "full": Method(full.prepare, artifact="model"),
-    "lora": Method(lora.prepare),
-    "dora": Method(dora.prepare),
-    "qlora": Method(qlora.prepare, quantization=qlora.quantization_config),
-    "prompt_tuning": Method(prompt_tuning.prepare, shares_prefix=False),
-    "prefix_tuning": Method(prefix_tuning.prepare, shares_prefix=False),
-    "ia3": Method(ia3.prepare),
+    @property
+    def shares_prefix(self) -> bool:
+        return self.facts.shares_prefix
+
+
+_PREPARE: dict[str, Callable[[CausalLM, MethodConfig], CausalLM]] = {
+    "full": full.prepare, "lora": lora.prepare, "dora": dora.prepare, "qlora": qlora.prepare,
+    "prompt_tuning": prompt_tuning.prepare, "prefix_tuning": prefix_tuning.prepare, "ia3": ia3.prepare,
 }
+METHODS: dict[str, Method] = {
+    name: Method(facts, _PREPARE[name], qlora.quantization_config if facts.quantized else None)
+    for name, facts in METHOD_FACTS.items()
+}
+
+
+def artifact_dir(config: Config, run: RunPaths) -> Path:
+    """Where the trained artifact goes: `model/` for full fine-tunes, `adapter/` otherwise."""
+    return run.model if METHODS[config.method.name].artifact == "model" else run.adapter
 
 
 def load_base(model_dir: Path, method: Method) -> CausalLM:

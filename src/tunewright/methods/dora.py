@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from peft import get_peft_model
-
 from tunewright.methods.lora import lora_config
 
 if TYPE_CHECKING:
@@ -14,4 +12,6 @@ if TYPE_CHECKING:
 
 
 def prepare(model: CausalLM, config: MethodConfig) -> CausalLM:
+    from peft import get_peft_model
+
     return get_peft_model(model, lora_config(config, use_dora=True))

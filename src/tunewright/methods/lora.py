@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from peft import LoraConfig, get_peft_model
-
 if TYPE_CHECKING:
+    from peft import LoraConfig
+
     from tunewright.config import MethodConfig
     from tunewright.modeling import CausalLM
 
 
 def lora_config(config: MethodConfig, **extra: Any) -> LoraConfig:
+    from peft import LoraConfig
+
     return LoraConfig(
         r=config.r,
         lora_alpha=config.alpha,
@@ -23,4 +25,6 @@ def lora_config(config: MethodConfig, **extra: Any) -> LoraConfig:
 
 
 def prepare(model: CausalLM, config: MethodConfig) -> CausalLM:
+    from peft import get_peft_model
+
     return get_peft_model(model, lora_config(config))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from peft import PrefixTuningConfig, get_peft_model
-
 if TYPE_CHECKING:
     from tunewright.config import MethodConfig
     from tunewright.modeling import CausalLM
 
 
 def prepare(model: CausalLM, config: MethodConfig) -> CausalLM:
+    from peft import PrefixTuningConfig, get_peft_model
+
     peft_config = PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=config.num_virtual_tokens)
     return get_peft_model(model, peft_config)

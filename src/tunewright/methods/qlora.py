@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib.util
 from typing import TYPE_CHECKING, Any
 
-from peft import get_peft_model, prepare_model_for_kbit_training
-
 from tunewright.errors import ModelError
 from tunewright.methods.lora import lora_config
 
@@ -37,6 +35,8 @@ def keep_one_cpu_kernel(model: CausalLM) -> None:
 
 
 def prepare(model: CausalLM, config: MethodConfig) -> CausalLM:
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
     # Gradient checkpointing is the memory/speed trade a user opts into, not part of QLoRA itself.
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return get_peft_model(model, lora_config(config))

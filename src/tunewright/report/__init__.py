@@ -8,12 +8,12 @@ from typing import Any
 from tunewright.report.examples import compare_examples
 from tunewright.report.html import render_html
 from tunewright.report.markdown import render_markdown
-from tunewright.report.plots import loss_curve_png, write_bytes
+from tunewright.report.plots import loss_curve_png, write_loss_plot
 from tunewright.report.sections import confusion_section, intervals_section, probe_sections, round_comparison
 from tunewright.report.view import Section, build_view
-from tunewright.runs import RunPaths, read_jsonl, write_text
+from tunewright.runs import RunPaths, read_jsonl, write_bytes, write_text
 
-__all__ = ["write_reports"]
+__all__ = ["write_loss_plot", "write_reports"]
 
 
 def write_reports(run: RunPaths, summary: dict[str, Any], other: tuple[str, dict[str, Any]] | None = None) -> None:

@@ -1,13 +1,12 @@
 """The loss curve: train loss per logged step, validation loss per evaluation, the kept best step and
-the early-stop point marked; drawn to PNG bytes and written atomically."""
+the early-stop point marked; drawn to PNG bytes."""
 
 from __future__ import annotations
 
 import io
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
+
+from tunewright.runs import RunPaths, read_json, read_jsonl, write_bytes
 
 
 def loss_curve_png(metrics: list[dict[str, Any]], best_step: int | None, stopped_at: int | None = None) -> bytes:
@@ -42,14 +41,8 @@ def loss_curve_png(metrics: list[dict[str, Any]], best_step: int | None, stopped
     return buffer.getvalue()
 
 
-def write_bytes(path: Path, payload: bytes) -> None:
-    """Write a binary file atomically: a temp file in the same directory, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_loss_plot(run: RunPaths) -> None:
+    """Draw run.loss_plot from the run's metrics.jsonl and training_result.json."""
+    training = read_json(run.training_result)
+    stopped_at = training["steps"] if training.get("stopped_early") else None
+    write_bytes(run.loss_plot, loss_curve_png(read_jsonl(run.metrics), training["best_step"], stopped_at))

@@ -1,40 +1,27 @@
-"""The FastAPI app factory: routes, API keys, body-size limit, OpenAI-style errors, metrics, feedback and
-admin routes. Everything an app needs is built inside `create_app`; nothing lives at module level."""
+"""The FastAPI app factory: wires one `Server` (engine, scheduler, limits, metrics, feedback store), the
+API keys, the body-size limit, OpenAI-style errors and the routes of `routes.py` into an app. Nothing
+lives at module level but the handlers it registers."""
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import replace
-from pathlib import Path
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from tunewright.errors import ModelError
 from tunewright.feedback.store import FeedbackStore
-from tunewright.library import base_fingerprint, read_adapter_dir
-from tunewright.modeling import resolve_base_model
-from tunewright.records import Message
-from tunewright.serve.completions import APIError, Limits, Server, complete
-from tunewright.serve.engine import Engine, check_servable
+from tunewright.serve.auth import Keys
+from tunewright.serve.completions import APIError, Limits, Server
+from tunewright.serve.engine import Engine
 from tunewright.serve.metrics import Metrics
+from tunewright.serve.routes import router
 from tunewright.serve.scheduler import Scheduler
-from tunewright.serve.schemas import (
-    ChatCompletionRequest,
-    CompletionRequest,
-    FeedbackRequest,
-    ModelCard,
-    ModelList,
-    RegisterAdapter,
-    error_body,
-)
+from tunewright.serve.schemas import error_body
 
 
 def create_app(engine: Engine, api_keys: set[str], limits: Limits | None = None,
@@ -47,7 +34,6 @@ def create_app(engine: Engine, api_keys: set[str], limits: Limits | None = None,
     limits = limits or Limits()
     scheduler = Scheduler(engine, limits.max_batch, limits.gather_ms, limits.max_queue, mixed)
     server = Server(engine, scheduler, limits, Metrics(lambda: scheduler.depth), feedback)
-    created = int(time.time())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,110 +43,48 @@ def create_app(engine: Engine, api_keys: set[str], limits: Limits | None = None,
 
     app = FastAPI(title="tunewright", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.server = server
-
-    def keyed(keys: set[str], what: str) -> Callable[[Request], None]:
-        def check(request: Request) -> None:
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not any(secrets.compare_digest(token, key) for key in keys):
-                raise APIError(401, f"missing or invalid {what}; send 'Authorization: Bearer <key>'",
-                               "authentication_error", code="invalid_api_key")
-        return check
-
-    require_key = Depends(keyed(api_keys, "API key"))
-    require_admin = Depends(keyed(admin_keys or set(), "admin key"))
-
-    @app.middleware("http")
-    async def limit_and_count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        too_big = length is not None and (not length.isdigit() or int(length) > limits.max_body_bytes)
-        if length is None and request.method in {"POST", "PUT", "PATCH"}:
-            too_big = len(await request.body()) > limits.max_body_bytes
-        if too_big:
-            response: Response = JSONResponse(error_body(
-                f"request body above this server's limit of {limits.max_body_bytes} bytes",
-                "invalid_request_error", code="body_too_large"), 413)
-        else:
-            response = await call_next(request)
-        # label by route template ("/v1/admin/adapters/{name}") so label values stay few
-        route = getattr(request.scope.get("route"), "path", None)
-        if route is None:
-            route = request.url.path if request.url.path in {r.path for r in app.routes} else "unmatched"  # type: ignore[attr-defined]
-        server.metrics.observe_request(route, response.status_code)
-        return response
-
-    @app.exception_handler(APIError)
-    async def api_error(request: Request, exc: APIError) -> JSONResponse:
-        return JSONResponse(error_body(exc.message, exc.type, exc.param, exc.code), exc.status)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0]
-        param = ".".join(str(part) for part in first["loc"] if part != "body")
-        return JSONResponse(error_body(f"{param}: {first['msg']}", "invalid_request_error", param), 422)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse(error_body(str(exc.detail), "invalid_request_error"), exc.status_code)
-
-    @app.get("/health")
-    def health() -> dict[str, object]:
-        return {"status": "ok", "queue_depth": scheduler.depth}
-
-    @app.get("/metrics", dependencies=[require_key])
-    def metrics() -> PlainTextResponse:
-        return PlainTextResponse(server.metrics.render(), media_type="text/plain; version=0.0.4")
-
-    @app.get("/v1/models", dependencies=[require_key])
-    def models() -> ModelList:
-        cards = [ModelCard(id=engine.base_name, created=created)]
-        cards += [ModelCard(id=entry.name, created=created, parent=engine.base_name, metadata=entry.card())
-                  for entry in engine.library.entries()]
-        return ModelList(data=cards)
-
-    @app.post("/v1/chat/completions", dependencies=[require_key])
-    async def chat_completions(body: ChatCompletionRequest) -> Response:
-        messages = [Message(m.role, m.content) for m in body.messages]
-        return await complete(server, "chat", body.model, messages, None, body.max_tokens, body.stream)
-
-    @app.post("/v1/completions", dependencies=[require_key])
-    async def completions(body: CompletionRequest) -> Response:
-        return await complete(server, "text", body.model, [], body.prompt, body.max_tokens, body.stream)
-
-    @app.post("/v1/feedback", dependencies=[require_key])
-    async def add_feedback(body: FeedbackRequest) -> dict[str, object]:
-        if feedback is None:
-            raise APIError(400, "this server keeps no feedback store; start it with --feedback-db FILE")
-        if not await asyncio.to_thread(feedback.add_feedback, body.response_id, body.rating, body.correction):
-            raise APIError(404, f"no response with id {body.response_id!r}", param="response_id")
-        return {"object": "feedback", "response_id": body.response_id, "status": "recorded"}
-
-    @app.post("/v1/admin/adapters", dependencies=[require_admin], status_code=201)
-    async def register(body: RegisterAdapter) -> ModelCard:
-        try:
-            entry = await asyncio.to_thread(_register, engine, body.name, Path(body.path))
-        except ModelError as exc:
-            raise APIError(400, str(exc), param="name" if "name" in str(exc) else "path") from None
-        return ModelCard(id=entry, created=int(time.time()), parent=engine.base_name)
-
-    @app.delete("/v1/admin/adapters/{name}", dependencies=[require_admin])
-    async def unregister(name: str) -> dict[str, object]:
-        if name == engine.base_name or name not in engine.library:
-            raise APIError(404, f"adapter {name!r} is not registered", param="name", code="model_not_found")
-        await scheduler.call(engine.unload, name)  # on the engine's thread, between batches
-        engine.library.remove(name)
-        return {"id": name, "object": "model", "deleted": True}
-
+    app.state.keys = Keys(frozenset(api_keys), frozenset(admin_keys or ()))
+    app.state.created = int(time.time())
+    app.middleware("http")(limit_and_count)
+    app.add_exception_handler(APIError, api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
+    app.include_router(router)
     return app
 
 
-def _register(engine: Engine, name: str, source: Path) -> str:
-    """Add an adapter to the served library after checking it was trained on this server's base."""
-    if name == engine.base_name or name in engine.library:
-        raise ModelError(f"adapter name {name!r} is taken; unregister it first or pick another name")
-    entry = read_adapter_dir(source, name)
-    fingerprint = base_fingerprint(resolve_base_model(entry.base_model)) if entry.base_model else None
-    if fingerprint is None:
-        raise ModelError(f"{source}: the adapter names no base model (tunewright-adapter.json base_model)")
-    check_servable(replace(entry, base_fingerprint=fingerprint), engine.fingerprint)
-    engine.library.add(source, name, fingerprint)
-    return name
+async def limit_and_count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Refuse bodies above the limit (413) before any route reads them; count every response."""
+    server: Server = request.app.state.server
+    max_bytes = server.limits.max_body_bytes
+    length = request.headers.get("content-length")
+    too_big = length is not None and (not length.isdigit() or int(length) > max_bytes)
+    if length is None and request.method in {"POST", "PUT", "PATCH"}:
+        too_big = len(await request.body()) > max_bytes
+    if too_big:
+        response: Response = JSONResponse(error_body(
+            f"request body above this server's limit of {max_bytes} bytes",
+            "invalid_request_error", code="body_too_large"), 413)
+    else:
+        response = await call_next(request)
+    # label by route template ("/v1/admin/adapters/{name}") so label values stay few
+    route = getattr(request.scope.get("route"), "path", None)
+    if route is None:
+        paths = {getattr(r, "path", None) for r in router.routes}
+        route = request.url.path if request.url.path in paths else "unmatched"
+    server.metrics.observe_request(route, response.status_code)
+    return response
+
+
+async def api_error(request: Request, exc: APIError) -> JSONResponse:
+    return JSONResponse(error_body(exc.message, exc.type, exc.param, exc.code), exc.status)
+
+
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0]
+    param = ".".join(str(part) for part in first["loc"] if part != "body")
+    return JSONResponse(error_body(f"{param}: {first['msg']}", "invalid_request_error", param), 422)
+
+
+async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    return JSONResponse(error_body(str(exc.detail), "invalid_request_error"), exc.status_code)

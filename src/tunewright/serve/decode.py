@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from tunewright.modeling import CausalLM
+from tunewright.modeling import CausalLM, left_pad
 
 if TYPE_CHECKING:
     from tunewright.serve.stacked import StackedLora
@@ -38,12 +38,7 @@ def decode_rows(model: CausalLM, rows: list[Row], pad_id: int, on_token: TokenCa
     the same forward pass (peft's `adapter_names`); otherwise the model's active adapter answers. With
     `stacked` too, only the prompt pass goes through peft's per-row path (its few large matmuls per
     adapter cost little there), and every one-token step after it through the stacked adapters."""
-    width = max(len(row.prompt_ids) for row in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros_like(input_ids)
-    for index, row in enumerate(rows):
-        input_ids[index, width - len(row.prompt_ids):] = torch.tensor(row.prompt_ids)
-        attention_mask[index, width - len(row.prompt_ids):] = 1
+    input_ids, attention_mask = left_pad([row.prompt_ids for row in rows], pad_id)
     device = model.device
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
     positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)

@@ -1,12 +1,11 @@
-"""The models behind the server: one base model with LoRA adapters attached by name on first use (an LRU
-keeps at most `max_loaded`), and a model copy per adapter whose kind cannot share the base's batches
-(IA3, prompt and prefix tuning). `run` touches models and is only ever called from the scheduler's one
-worker thread; `prompt` (tokenising, checks) runs on the request side."""
+"""The engine behind the server: `prompt` turns a request into token ids (on the request side), and
+`run` sends a batch down the right decode path: mixed base + LoRA rows in one pass (stacked or peft's
+per-row adapters), one adapter's own model copy, or peft's `generate` for prompt and prefix tuning.
+`run` touches models and is only ever called from the scheduler's one worker thread; the adapters
+themselves live in the pool (pool.py)."""
 
 from __future__ import annotations
 
-import hashlib
-import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,9 +17,10 @@ import torch
 from tunewright.chat import prompt_ids, stop_token_ids, with_system_prompt
 from tunewright.errors import ModelError
 from tunewright.library import PROMPT_LEARNING, AdapterEntry, AdapterLibrary
-from tunewright.modeling import CausalLM, load_model, load_tokenizer
+from tunewright.modeling import CausalLM, left_pad
 from tunewright.records import Message
 from tunewright.serve.decode import BASE_ROW, Row, TokenCallback, decode_rows
+from tunewright.serve.pool import AdapterPool, LoadedAdapter
 from tunewright.serve.stacked import StackedLora
 
 SERVABLE = {"LORA", "IA3", *PROMPT_LEARNING}
@@ -46,32 +46,31 @@ class Prompt:
         return "mixed" if self.entry is None or self.entry.mixable else f"solo:{self.model}"
 
 
-@dataclass
-class LoadedAdapter:
-    entry: AdapterEntry
-    peft_name: str
-    model: CausalLM | None  # its own model copy, or None when attached to the shared LoRA model
-
-
 class Engine:
     def __init__(self, base_name: str, base_dir: Path, library: AdapterLibrary, max_loaded: int = 8,
                  device: str = "cpu", stack_lora: bool = True) -> None:
         from tunewright.library import base_fingerprint
 
         self.base_name, self.base_dir, self.library, self.device = base_name, base_dir, library, device
-        self.max_loaded = max_loaded
         self.fingerprint = base_fingerprint(base_dir)
-        self.tokenizer = load_tokenizer(base_dir)
+        self.pool = AdapterPool(base_dir, device, max_loaded)
+        self.tokenizer = self.pool.tokenizer
         self.pad_id = int(self.tokenizer.pad_token_id)
-        self.base: CausalLM = load_model(base_dir).to(device).eval()
-        self.lora_model: CausalLM | None = None  # the base wrapped by peft once a LoRA adapter loads
-        self.loaded: OrderedDict[str, LoadedAdapter] = OrderedDict()
-        self.loads = self.evictions = 0
         self.stack_lora = stack_lora
         self._stacked: StackedLora | None = None  # rebuilt whenever the loaded adapters change
-        self._stacked_key: list[str] = []
-        self._tokenizers: dict[str, Any] = {}
-        self._tokenizer_lock = threading.Lock()
+        self._stacked_key: tuple[int, list[str]] = (-1, [])
+
+    @property
+    def max_loaded(self) -> int:
+        return self.pool.max_loaded
+
+    @property
+    def loaded(self) -> OrderedDict[str, LoadedAdapter]:
+        return self.pool.loaded
+
+    @property
+    def evictions(self) -> int:
+        return self.pool.evictions
 
     def model_names(self) -> list[str]:
         return [self.base_name, *self.library.names()]
@@ -102,7 +101,7 @@ class Engine:
         """Generate for prompts that share a batch key. With `mixed`, base and LoRA rows share one forward
         pass; without it (the naive way, for comparison) the batch's one adapter is made active."""
         entries = {p.entry.name: p.entry for p in prompts if p.entry is not None}
-        loaded = {name: self._ensure_loaded(entry, pinned=set(entries)) for name, entry in entries.items()}
+        loaded = {name: self.pool.ensure_loaded(entry, pinned=set(entries)) for name, entry in entries.items()}
         rows = [Row(p.prompt_ids, p.max_new_tokens, p.stop_ids,
                     loaded[p.entry.name].peft_name if p.entry else BASE_ROW) for p in prompts]
         solo = next(iter(loaded.values())) if loaded and prompts[0].batch_key != "mixed" else None
@@ -110,19 +109,20 @@ class Engine:
             if solo.entry.peft_type in PROMPT_LEARNING:
                 return self._generate_all(solo.model, rows, on_token)
             return decode_rows(solo.model, rows, self.pad_id, on_token, per_row_adapters=False)
+        lora_model = self.pool.lora_model
         if not loaded:
-            if self.lora_model is None:
-                return decode_rows(self.base, rows, self.pad_id, on_token, per_row_adapters=False)
-            with self.lora_model.disable_adapter():
-                return decode_rows(self.lora_model, rows, self.pad_id, on_token, per_row_adapters=False)
+            if lora_model is None:
+                return decode_rows(self.pool.base, rows, self.pad_id, on_token, per_row_adapters=False)
+            with lora_model.disable_adapter():
+                return decode_rows(lora_model, rows, self.pad_id, on_token, per_row_adapters=False)
         if mixed and solo is None:
             stacked = self._stacked_for({row.adapter for row in rows} - {BASE_ROW})
-            return decode_rows(self.lora_model, rows, self.pad_id, on_token, per_row_adapters=True,
+            return decode_rows(lora_model, rows, self.pad_id, on_token, per_row_adapters=True,
                                stacked=stacked)
-        if self.lora_model is None or len({row.adapter for row in rows}) != 1:
+        if lora_model is None or len({row.adapter for row in rows}) != 1:
             raise ValueError("an unmixed batch must hold one adapter")
-        self.lora_model.set_adapter(rows[0].adapter)
-        return decode_rows(self.lora_model, rows, self.pad_id, on_token, per_row_adapters=False)
+        lora_model.set_adapter(rows[0].adapter)
+        return decode_rows(lora_model, rows, self.pad_id, on_token, per_row_adapters=False)
 
     def _stacked_for(self, peft_names: set[str]) -> StackedLora | None:
         """Stacked LoRA over every loaded plain-LoRA adapter, rebuilt when that set changes; None when the
@@ -130,71 +130,26 @@ class Engine:
         if not self.stack_lora:
             return None
         shared = sorted(a.peft_name for a in self.loaded.values() if a.model is None and a.entry.mixable)
-        if self._stacked is None or self._stacked_key != shared:
-            self._stacked, self._stacked_key = None, shared
-            stackable = [name for name in shared if StackedLora.supports(self.lora_model, [name])]
-            self._stacked = StackedLora(self.lora_model, stackable)
+        key = (self.pool.generation, shared)
+        if self._stacked is None or self._stacked_key != key:
+            self._stacked, self._stacked_key = None, key
+            lora_model = self.pool.lora_model
+            stackable = [name for name in shared if StackedLora.supports(lora_model, [name])]
+            self._stacked = StackedLora(lora_model, stackable)
         return self._stacked if peft_names <= set(self._stacked.adapters) else None
 
-    def _ensure_loaded(self, entry: AdapterEntry, pinned: set[str]) -> LoadedAdapter:
-        if entry.name in self.loaded:
-            if self.loaded[entry.name].entry == entry:
-                self.loaded.move_to_end(entry.name)
-                return self.loaded[entry.name]
-            self._unload(self.loaded.pop(entry.name))  # re-registered under the same name: load it afresh
-        while len(self.loaded) >= self.max_loaded:
-            victim = next((name for name in self.loaded if name not in pinned), None)
-            if victim is None:
-                raise ModelError(f"more than max_loaded={self.max_loaded} adapters in one batch")
-            self._unload(self.loaded.pop(victim))
-        from peft import PeftModel
-
-        # peft adapter names become module keys: keep them free of '.' and clear of its own prefixes.
-        peft_name = "tw_" + hashlib.sha256(entry.name.encode()).hexdigest()[:12]
-        model: CausalLM | None = None
-        if entry.peft_type == "LORA":
-            if self.lora_model is None:
-                self.lora_model = PeftModel.from_pretrained(self.base, entry.path, adapter_name=peft_name)
-            else:
-                self.lora_model.load_adapter(entry.path, adapter_name=peft_name)
-            self.lora_model.eval()
-        else:
-            copy = load_model(self.base_dir).to(self.device)
-            model = PeftModel.from_pretrained(copy, entry.path, adapter_name=peft_name).eval()
-        self.loads += 1
-        self.loaded[entry.name] = LoadedAdapter(entry, peft_name, model)
-        return self.loaded[entry.name]
-
     def unload(self, name: str) -> None:
-        if name in self.loaded:
-            self._unload(self.loaded.pop(name))
-
-    def _unload(self, adapter: LoadedAdapter) -> None:
-        self.evictions += 1
-        self._stacked = None
-        if adapter.model is None and self.lora_model is not None:
-            self.lora_model.delete_adapter(adapter.peft_name)
-        with self._tokenizer_lock:
-            self._tokenizers.pop(adapter.entry.name, None)
+        self.pool.unload(name)
 
     def tokenizer_for(self, entry: AdapterEntry | None) -> Any:
-        if entry is None or not (entry.path / "tokenizer_config.json").is_file():
-            return self.tokenizer
-        with self._tokenizer_lock:
-            if entry.name not in self._tokenizers:
-                self._tokenizers[entry.name] = load_tokenizer(entry.path)
-            return self._tokenizers[entry.name]
+        return self.pool.tokenizer_for(entry)
 
     @torch.inference_mode()
     def _generate_all(self, model: CausalLM, rows: list[Row], on_token: TokenCallback) -> None:
         """Prompt and prefix tuning prepend learned states inside peft's own `generate`; their tokens are
         handed on once the batch is done."""
-        width = max(len(row.prompt_ids) for row in rows)
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros_like(input_ids)
-        for index, row in enumerate(rows):
-            input_ids[index, width - len(row.prompt_ids):] = torch.tensor(row.prompt_ids)
-            mask[index, width - len(row.prompt_ids):] = 1
+        input_ids, mask = left_pad([row.prompt_ids for row in rows], self.pad_id)
+        width = input_ids.shape[1]
         stops = sorted(set().union(*(row.stop_ids for row in rows)))
         output = model.generate(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
                                 max_new_tokens=max(row.max_new_tokens for row in rows), do_sample=False,

@@ -1,4 +1,5 @@
-"""Request and response bodies of the OpenAI-compatible API (plus feedback and admin), and its error shape."""
+"""Request bodies of the OpenAI-compatible API (plus feedback and admin), the model list, and the error
+shape. Completion responses are built in completions.py, where one body serves both JSON and SSE."""
 
 from __future__ import annotations
 
@@ -27,42 +28,6 @@ class ChatCompletionRequest(Request):
 
 class CompletionRequest(Request):
     prompt: str = Field(description="Raw text to continue; no chat template is applied.")
-
-
-class Usage(BaseModel):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
-class ChatChoice(BaseModel):
-    index: int
-    message: ChatMessage
-    finish_reason: Literal["stop", "length"]
-
-
-class ChatCompletion(BaseModel):
-    id: str
-    object: Literal["chat.completion"] = "chat.completion"
-    created: int
-    model: str
-    choices: list[ChatChoice]
-    usage: Usage
-
-
-class CompletionChoice(BaseModel):
-    index: int
-    text: str
-    finish_reason: Literal["stop", "length"]
-
-
-class Completion(BaseModel):
-    id: str
-    object: Literal["text_completion"] = "text_completion"
-    created: int
-    model: str
-    choices: list[CompletionChoice]
-    usage: Usage
 
 
 class ModelCard(BaseModel):

@@ -14,6 +14,7 @@ from tunewright.errors import DataError
 from tunewright.modeling import load_model, load_with_adapter
 from tunewright.pipeline import prepare_run
 from tunewright.records import Example, Message
+from tunewright.report import write_loss_plot
 from tunewright.runs import RunPaths, read_json, read_jsonl, write_jsonl
 from tunewright.train import PadCollator, train_run
 
@@ -110,11 +111,12 @@ def test_tensorboard_events_precision_and_loss_plot(tiny_project: Path, tmp_path
     from safetensors.torch import load_file
 
     assert all(t.dtype == torch.float32 for t in load_file(run.adapter / "adapter_model.safetensors").values())
+    write_loss_plot(run)  # the training stage writes the files the plot is drawn from; report/ draws
     assert run.loss_plot.read_bytes().startswith(b"\x89PNG")
 
 
 def test_auto_precision_is_bf16_only_where_bf16_is_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tunewright.precision as precision
+    import tunewright.train.precision as precision
 
     monkeypatch.setattr(precision, "fast_bf16_available", lambda: False)
     assert precision.resolve_precision("auto").name == "fp32"

@@ -9,7 +9,7 @@ import torch
 
 from tunewright.chat import IGNORE_INDEX
 
-Row = dict[str, list[int]]
+Row = dict[str, list[int]]  # input_ids, labels and label_span of one encoded example
 
 
 class PadCollator:
@@ -42,7 +42,7 @@ class PadCollator:
 
 class PackCollator:
     """Concatenates a batch's examples into one row. Position ids restart at 0 for each example, which
-    is how the model finds the boundaries (see prefix_loss.packed_loss); each example's first label is
+    is how the model finds the boundaries (see loss.packed_loss); each example's first label is
     masked so no token is predicted across a boundary."""
 
     def __init__(self, label_weight: float = 1.0) -> None:

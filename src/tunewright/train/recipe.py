@@ -16,19 +16,18 @@ from typing import Any
 import torch
 from transformers import PrinterCallback, TrainerCallback, TrainingArguments, set_seed
 
-from tunewright.chat import IGNORE_INDEX, encode_example, stop_token_ids
-from tunewright.checkpoints import Checkpoints, StopOnSignal, TrainingInterrupted, latest_checkpoint
+from tunewright.chat import IGNORE_INDEX, encode_example
 from tunewright.config import Config
 from tunewright.errors import ConfigError, DataError
-from tunewright.methods import METHODS, load_base
+from tunewright.methods import METHODS, Method, artifact_dir, load_base
 from tunewright.modeling import CausalLM, load_tokenizer, resolve_base_model
-from tunewright.packing import PackCollator, PadCollator
-from tunewright.precision import resolve_precision
-from tunewright.prefix_loss import PrefixSharingTrainer
 from tunewright.records import Example
-from tunewright.report.plots import loss_curve_png, write_bytes
-from tunewright.runs import ADAPTER_MANIFEST, RunPaths, atomic_dir, read_jsonl, write_json
-from tunewright.training_log import MetricsLog, ProgressBar, tracking_callbacks
+from tunewright.runs import RunPaths, write_json
+from tunewright.train.artifact import save_artifact
+from tunewright.train.batches import PackCollator, PadCollator, Row
+from tunewright.train.precision import Precision, resolve_precision
+from tunewright.train.trainer import PrefixSharingTrainer
+from tunewright.train.watch import TrainingWatch
 
 __all__ = ["PadCollator", "TrainingResult", "artifact_dir", "train_run"]
 
@@ -59,107 +58,47 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True, resume:
     started = time.perf_counter()
     model_dir = resolve_base_model(config.model.base)
     tokenizer = load_tokenizer(model_dir)
-    train_rows = encode_split(config, tokenizer, run.load_split("train"))
-    val_rows = encode_split(config, tokenizer, run.load_split("val"))
-    if not any(label != IGNORE_INDEX for row in train_rows for label in row["labels"]):
-        raise DataError("every training label is masked: there is no assistant answer to learn from")
-
+    train_rows, val_rows = encode_splits(config, tokenizer, run)
     method = METHODS[config.method.name]
-    if config.training.packing and not method.shares_prefix:
-        raise ConfigError(f"training.packing: {config.method.name} puts virtual tokens before each input, so "
-                          "examples cannot share a row; set training.packing=false for this method")
+    check_packing(config, method)
     precision = resolve_precision(config.training.precision)
     if show_progress:
         print(f"precision: {precision.name} ({precision.reason})", file=sys.stderr)
     set_seed(config.training.seed)  # adapter initialisation is part of the run's seeded state
     model = method.prepare(load_base(model_dir, method), config.method)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
 
-    checkpoint = latest_checkpoint(run.checkpoints) if resume else None
-    resumed_step = int(checkpoint.name[5:]) if checkpoint else None
-    metrics_log = MetricsLog(run.metrics, keep_until_step=resumed_step)
-    best = Checkpoints(run.checkpoints, config.training.early_stopping_patience,
-                       config.training.keep_checkpoints, resume_from=checkpoint)
-    interrupt = StopOnSignal()
-    all_callbacks: list[Any] = [best, interrupt, metrics_log, *tracking_callbacks(config.training.report_to, run),
-                                *callbacks]
-    if show_progress:
-        all_callbacks.append(ProgressBar())
-    label_weight = config.training.label_weight
-    collator = PackCollator(label_weight) if config.training.packing else PadCollator(
-        tokenizer.pad_token_id, label_weight)
+    watch = TrainingWatch.start(config, run, resume, show_progress, callbacks)
     trainer = PrefixSharingTrainer(
         model=model,
         args=training_arguments(config, run, precision.name),
-        data_collator=collator,
+        data_collator=collator_for(config, tokenizer),
         train_dataset=train_rows,  # a list is a map-style dataset
         eval_dataset=val_rows,
-        callbacks=all_callbacks,
+        callbacks=watch.callbacks,
         share_prefix=method.shares_prefix,
     )
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and the progress bar
-    with interrupt.installed():
-        # Trainer reloads its own checkpoint files (optimizer.pt, scheduler.pt, rng_state.pth) with
-        # torch.load(weights_only=True); the weights themselves are safetensors.
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    state = trainer.state
-    if interrupt.received:
-        raise TrainingInterrupted(
-            f"interrupted at step {state.global_step}; checkpoint saved in {run.checkpoint(state.global_step)}; "
-            f"continue with: tunewright train CONFIG --out {run.root} --resume")
+    watch.train(trainer, run)
     tuned: CausalLM = trainer.model
-    best.restore_best(tuned)
-    if trainer.is_world_process_zero():
-        save_artifact(config, run, tuned, tokenizer, best.best_loss)
+    watch.best.restore_best(tuned)
 
-    train_seconds = metrics_log.train_seconds(time.perf_counter() - started)
-    result = TrainingResult(
-        steps=state.global_step,
-        planned_steps=state.max_steps,
-        best_val_loss=best.best_loss,
-        best_step=best.best_step,
-        stopped_early=state.global_step < state.max_steps,
-        overfitting_alert=metrics_log.overfitting_alert,
-        train_tokens=state.num_input_tokens_seen,
-        train_tokens_per_second=metrics_log.tokens_this_session / max(train_seconds, 1e-9),
-        seconds=time.perf_counter() - started,
-        precision=precision.name,
-        trainable_parameters=trainable,
-        total_parameters=total,
-        method=config.method.name,
-        resumed_from_step=resumed_step,
-        precision_reason=precision.reason,
-    )
+    result = training_result(config, trainer, watch, model, precision, time.perf_counter() - started)
     if trainer.is_world_process_zero():
+        save_artifact(config, run, tuned, tokenizer, watch.best.best_loss)
         write_json(run.training_result, asdict(result))
-        write_bytes(run.loss_plot, loss_curve_png(read_jsonl(run.metrics), best.best_step))
     return result
 
 
-def artifact_dir(config: Config, run: RunPaths) -> Path:
-    """Where the trained artifact goes: `model/` for full fine-tunes, `adapter/` otherwise."""
-    return run.model if METHODS[config.method.name].artifact == "model" else run.adapter
+def encode_splits(config: Config, tokenizer: Any, run: RunPaths) -> tuple[list[Row], list[Row]]:
+    """The train and val splits as token rows; refuses a train split with nothing to learn."""
+    train_rows = encode_split(config, tokenizer, run.load_split("train"))
+    val_rows = encode_split(config, tokenizer, run.load_split("val"))
+    if not any(label != IGNORE_INDEX for row in train_rows for label in row["labels"]):
+        raise DataError("every training label is masked: there is no assistant answer to learn from")
+    return train_rows, val_rows
 
 
-def save_artifact(config: Config, run: RunPaths, model: CausalLM, tokenizer: Any, best_val_loss: float | None) -> None:
-    method = METHODS[config.method.name]
-    with atomic_dir(artifact_dir(config, run)) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        write_json(tmp / ADAPTER_MANIFEST, {
-            "base_model": config.model.base,
-            "method": config.method.name,
-            "artifact": method.artifact,  # "adapter" (PEFT layout) or "model" (every weight)
-            "quantized_base": "nf4" if method.quantization else None,
-            "task": config.task.name,
-            "system_prompt": config.task.system_prompt,
-            "stop_token_ids": stop_token_ids(tokenizer),
-            "best_val_loss": best_val_loss,
-        })
-
-
-def encode_split(config: Config, tokenizer: Any, examples: list[Example]) -> list[dict[str, list[int]]]:
+def encode_split(config: Config, tokenizer: Any, examples: list[Example]) -> list[Row]:
     rows = []
     for example in examples:
         encoded = encode_example(tokenizer, example, config.task.system_prompt, config.training.max_seq_len,
@@ -167,6 +106,42 @@ def encode_split(config: Config, tokenizer: Any, examples: list[Example]) -> lis
         rows.append({"input_ids": encoded.input_ids, "labels": encoded.labels,
                      "label_span": list(encoded.label_span or ())})
     return rows
+
+
+def check_packing(config: Config, method: Method) -> None:
+    if config.training.packing and not method.shares_prefix:
+        raise ConfigError(f"training.packing: {config.method.name} puts virtual tokens before each input, so "
+                          "examples cannot share a row; set training.packing=false for this method")
+
+
+def collator_for(config: Config, tokenizer: Any) -> PackCollator | PadCollator:
+    label_weight = config.training.label_weight
+    if config.training.packing:
+        return PackCollator(label_weight)
+    return PadCollator(tokenizer.pad_token_id, label_weight)
+
+
+def training_result(config: Config, trainer: PrefixSharingTrainer, watch: TrainingWatch, model: CausalLM,
+                    precision: Precision, seconds: float) -> TrainingResult:
+    state = trainer.state
+    train_seconds = watch.metrics_log.train_seconds(seconds)
+    return TrainingResult(
+        steps=state.global_step,
+        planned_steps=state.max_steps,
+        best_val_loss=watch.best.best_loss,
+        best_step=watch.best.best_step,
+        stopped_early=state.global_step < state.max_steps,
+        overfitting_alert=watch.metrics_log.overfitting_alert,
+        train_tokens=state.num_input_tokens_seen,
+        train_tokens_per_second=watch.metrics_log.tokens_this_session / max(train_seconds, 1e-9),
+        seconds=seconds,
+        precision=precision.name,
+        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        total_parameters=sum(p.numel() for p in model.parameters()),
+        method=config.method.name,
+        resumed_from_step=watch.resumed_step,
+        precision_reason=precision.reason,
+    )
 
 
 def training_arguments(config: Config, run: RunPaths, precision: str) -> TrainingArguments:

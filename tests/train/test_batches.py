@@ -15,11 +15,11 @@ from tunewright.config import load_config
 from tunewright.data.formats import read_examples
 from tunewright.errors import ConfigError
 from tunewright.modeling import load_tokenizer
-from tunewright.packing import PackCollator, PadCollator
 from tunewright.pipeline import prepare_run
-from tunewright.prefix_loss import batch_loss
 from tunewright.runs import RunPaths, read_jsonl
 from tunewright.train import encode_split, train_run
+from tunewright.train.batches import PackCollator, PadCollator
+from tunewright.train.loss import batch_loss
 
 
 def _rows(config_path: Path, count: int) -> list[dict[str, list[int]]]:

@@ -13,9 +13,9 @@ from typing import Any
 
 from safetensors.torch import load_file
 
-from tunewright.checkpoints import latest_checkpoint
 from tunewright.errors import EXIT_INTERRUPTED
 from tunewright.runs import read_jsonl
+from tunewright.train.checkpoints import latest_checkpoint
 
 SETTINGS = ["training.max_steps=12", "training.checkpoint_every=3", "training.eval_every=3",
             "training.learning_rate=0.01", "training.early_stopping_patience=50"]

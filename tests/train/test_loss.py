@@ -10,9 +10,9 @@ from tunewright.chat import encode_example
 from tunewright.config import MethodConfig
 from tunewright.methods import prepare_model
 from tunewright.modeling import load_model, load_tokenizer
-from tunewright.packing import PadCollator
-from tunewright.prefix_loss import _shared_prefix_length, shared_prefix_loss
 from tunewright.records import Example, Message
+from tunewright.train.batches import PadCollator
+from tunewright.train.loss import _shared_prefix_length, shared_prefix_loss
 
 INPUTS = ["my card was stolen", "how do I open a savings account for my daughter?", "login fails"]
 

@@ -1,0 +1,57 @@
+"""What watches a training run: the resume point, early stopping with best-weight restore, the
+metrics log, the Ctrl-C handler, trackers and the progress bar, assembled as Trainer callbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import Trainer, TrainerCallback
+
+from tunewright.config import Config
+from tunewright.runs import RunPaths
+from tunewright.train.checkpoints import Checkpoints, StopOnSignal, TrainingInterrupted, latest_checkpoint
+from tunewright.train.metrics_log import MetricsLog, ProgressBar, tracking_callbacks
+
+
+@dataclass
+class TrainingWatch:
+    checkpoint: Path | None  # the checkpoint a resumed run continues from
+    metrics_log: MetricsLog
+    best: Checkpoints
+    interrupt: StopOnSignal
+    callbacks: list[Any]
+
+    @property
+    def resumed_step(self) -> int | None:
+        return int(self.checkpoint.name[5:]) if self.checkpoint else None
+
+    @classmethod
+    def start(cls, config: Config, run: RunPaths, resume: bool, show_progress: bool,
+              extra: Sequence[TrainerCallback] = ()) -> TrainingWatch:
+        """Fresh watchers, or, with `resume`, ones that carry on from the newest checkpoint."""
+        checkpoint = latest_checkpoint(run.checkpoints) if resume else None
+        resumed_step = int(checkpoint.name[5:]) if checkpoint else None
+        metrics_log = MetricsLog(run.metrics, keep_until_step=resumed_step)
+        best = Checkpoints(run.checkpoints, config.training.early_stopping_patience,
+                           config.training.keep_checkpoints, resume_from=checkpoint)
+        interrupt = StopOnSignal()
+        callbacks: list[Any] = [best, interrupt, metrics_log, *tracking_callbacks(config.training.report_to, run),
+                                *extra]
+        if show_progress:
+            callbacks.append(ProgressBar())
+        return cls(checkpoint, metrics_log, best, interrupt, callbacks)
+
+    def train(self, trainer: Trainer, run: RunPaths) -> None:
+        """Run `trainer` to the end; a Ctrl-C / SIGTERM saves a checkpoint and raises TrainingInterrupted."""
+        with self.interrupt.installed():
+            # Trainer reloads its own checkpoint files (optimizer.pt, scheduler.pt, rng_state.pth) with
+            # torch.load(weights_only=True); the weights themselves are safetensors.
+            trainer.train(resume_from_checkpoint=str(self.checkpoint) if self.checkpoint else None)
+        if self.interrupt.received:
+            step = trainer.state.global_step
+            raise TrainingInterrupted(
+                f"interrupted at step {step}; checkpoint saved in {run.checkpoint(step)}; "
+                f"continue with: tunewright train CONFIG --out {run.root} --resume")
