@@ -66,6 +66,10 @@ def create_app(engine: Engine, api_keys: set[str], limits: Limits | None = None,
                                "authentication_error", code="invalid_api_key")
         return check
 
+    def _unregister(name: str) -> None:
+        engine.unload(name)
+        engine.library.remove(name)  # requests still queued for it then fail alone, with a 404
+
     require_key = Depends(keyed(api_keys, "API key"))
     require_admin = Depends(keyed(admin_keys or set(), "admin key"))
 
@@ -146,8 +150,7 @@ def create_app(engine: Engine, api_keys: set[str], limits: Limits | None = None,
     async def unregister(name: str) -> dict[str, object]:
         if name == engine.base_name or name not in engine.library:
             raise APIError(404, f"adapter {name!r} is not registered", param="name", code="model_not_found")
-        await scheduler.call(engine.unload, name)  # on the engine's thread, between batches
-        engine.library.remove(name)
+        await scheduler.call(_unregister, name)  # on the engine's thread, between batches
         return {"id": name, "object": "model", "deleted": True}
 
     return app
