@@ -16,7 +16,8 @@ import torch
 from transformers import PrinterCallback, TrainerCallback, TrainingArguments, set_seed
 
 from tunewright.chat import IGNORE_INDEX, encode_example, stop_token_ids
-from tunewright.checkpoints import Checkpoints, StopOnSignal, TrainingInterrupted, latest_checkpoint
+from tunewright.checkpoint_manifest import disk_full, disk_full_error, latest_complete_checkpoint
+from tunewright.checkpoints import Checkpoints, StopOnSignal, TrainingInterrupted
 from tunewright.config import Config
 from tunewright.errors import ConfigError, DataError
 from tunewright.methods import METHODS, load_base
@@ -71,7 +72,7 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True, resume:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
 
-    checkpoint = latest_checkpoint(run.checkpoints) if resume else None
+    checkpoint = latest_complete_checkpoint(run.checkpoints) if resume else None
     resumed_step = int(checkpoint.name[5:]) if checkpoint else None
     metrics_log = MetricsLog(run.metrics, keep_until_step=resumed_step)
     best = Checkpoints(run.checkpoints, config.training.early_stopping_patience,
@@ -97,7 +98,12 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True, resume:
     with interrupt.installed():
         # Trainer reloads its own checkpoint files (optimizer.pt, scheduler.pt, rng_state.pth) with
         # torch.load(weights_only=True); the weights themselves are safetensors.
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        try:
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        except Exception as exc:
+            if disk_full(exc):
+                raise disk_full_error(run.checkpoints) from exc
+            raise
     state = trainer.state
     if interrupt.received:
         raise TrainingInterrupted(
@@ -106,7 +112,12 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True, resume:
     tuned: CausalLM = trainer.model
     best.restore_best(tuned)
     if trainer.is_world_process_zero():
-        save_artifact(config, run, tuned, tokenizer, best.best_loss)
+        try:
+            save_artifact(config, run, tuned, tokenizer, best.best_loss)
+        except Exception as exc:
+            if disk_full(exc):
+                raise disk_full_error(run.root) from exc
+            raise
 
     train_seconds = metrics_log.train_seconds(time.perf_counter() - started)
     result = TrainingResult(
