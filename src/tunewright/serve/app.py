@@ -22,6 +22,7 @@ from tunewright.feedback.store import FeedbackStore
 from tunewright.library import base_fingerprint, read_adapter_dir
 from tunewright.modeling import resolve_base_model
 from tunewright.records import Message
+from tunewright.serve.body_limit import BodyLimit
 from tunewright.serve.completions import APIError, Limits, Server, complete
 from tunewright.serve.engine import Engine, check_servable
 from tunewright.serve.metrics import Metrics
@@ -73,18 +74,13 @@ def create_app(engine: Engine, api_keys: set[str], limits: Limits | None = None,
     require_key = Depends(keyed(api_keys, "API key"))
     require_admin = Depends(keyed(admin_keys or set(), "admin key"))
 
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, error=error_body(
+        f"request body above this server's limit of {limits.max_body_bytes} bytes", "invalid_request_error",
+        code="body_too_large"))
+
     @app.middleware("http")
-    async def limit_and_count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        too_big = length is not None and (not length.isdigit() or int(length) > limits.max_body_bytes)
-        if length is None and request.method in {"POST", "PUT", "PATCH"}:
-            too_big = len(await request.body()) > limits.max_body_bytes
-        if too_big:
-            response: Response = JSONResponse(error_body(
-                f"request body above this server's limit of {limits.max_body_bytes} bytes",
-                "invalid_request_error", code="body_too_large"), 413)
-        else:
-            response = await call_next(request)
+    async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
         # label by route template ("/v1/admin/adapters/{name}") so label values stay few
         route = getattr(request.scope.get("route"), "path", None)
         if route is None:
@@ -101,6 +97,10 @@ def create_app(engine: Engine, api_keys: set[str], limits: Limits | None = None,
         first = exc.errors()[0]
         param = ".".join(str(part) for part in first["loc"] if part != "body")
         return JSONResponse(error_body(f"{param}: {first['msg']}", "invalid_request_error", param), 422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(error_body(f"internal error: {type(exc).__name__}", "server_error"), 500)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
