@@ -1,7 +1,7 @@
-"""Checks that an adapter fits the served base before it can answer a request: every file a regular file
-inside its own folder, the weights file whole, every LoRA tensor shaped for the base module it names
-(from the safetensors headers alone, no weights read), and, at registration, the adapter really loaded
-onto the base and run once in a separate process with a time limit."""
+"""Checks that an adapter fits the served base before it can answer a request: the weights file whole,
+every LoRA tensor shaped for the base module it names (from the safetensors headers alone, no weights
+read), and, at registration, the adapter really loaded onto the base and run once in a separate process
+with a time limit."""
 
 from __future__ import annotations
 
@@ -49,9 +49,12 @@ def base_shapes(base_dir: Path) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def check_lora_shapes(adapter_dir: Path, base: dict[str, tuple[int, ...]], rank: int | None) -> None:
+def check_lora_shapes(adapter_dir: Path, base: dict[str, tuple[int, ...]]) -> None:
     """Every lora_A / lora_B pair names a base module, matches its in/out features and the configured
-    rank; a fully trained module (modules_to_save) has its base tensor's shape."""
+    rank (`r`, unless a rank_pattern varies it); a fully trained module (modules_to_save) has its base
+    tensor's shape."""
+    config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    rank = config.get("r") if isinstance(config.get("r"), int) and not config.get("rank_pattern") else None
     shapes = safetensors_shapes(adapter_dir / "adapter_model.safetensors")
     for key, shape in shapes.items():
         name = key.removeprefix(PEFT_PREFIX)
@@ -87,20 +90,13 @@ def _check_factor(adapter_dir: Path, key: str, module: str, part: str, shape: tu
                          "the config and weights do not belong together")
 
 
-def check_source_files(source: Path, names: tuple[str, ...]) -> None:
-    """Each of `names` present in `source` must be a regular file that stays inside `source` (a symlink
-    leading out of it, a FIFO or a device is refused before anything is copied)."""
-    root = source.resolve()
-    for name in names:
-        path = source / name
-        if not os.path.lexists(path):
-            continue
-        resolved = path.resolve()
-        if resolved.parent != root and root not in resolved.parents:
-            raise ModelError(f"{path}: a symlink to {resolved}, outside the adapter folder; copy the real "
-                             "file into the folder")
-        if not resolved.is_file():
-            raise ModelError(f"{path}: not a regular file; an adapter folder holds plain files only")
+def verify_adapter(base_dir: Path, base: dict[str, tuple[int, ...]], adapter_dir: Path,
+                   timeout_s: float = VERIFY_TIMEOUT_S) -> None:
+    """Everything checked before an adapter is registered: shapes first (cheap), then a real load."""
+    config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    if str(config.get("peft_type", "")).upper() == "LORA":
+        check_lora_shapes(adapter_dir, base)
+    verify_loads(base_dir, adapter_dir, timeout_s)
 
 
 def verify_loads(base_dir: Path, adapter_dir: Path, timeout_s: float = VERIFY_TIMEOUT_S) -> None:

@@ -22,6 +22,7 @@ from tunewright.feedback.store import FeedbackStore
 from tunewright.library import base_fingerprint, read_adapter_dir
 from tunewright.modeling import resolve_base_model
 from tunewright.records import Message
+from tunewright.serve.adapter_check import verify_adapter
 from tunewright.serve.body_limit import BodyLimit
 from tunewright.serve.completions import APIError, Limits, Server, complete
 from tunewright.serve.engine import Engine, check_servable
@@ -160,10 +161,13 @@ def _register(engine: Engine, name: str, source: Path) -> str:
     """Add an adapter to the served library after checking it was trained on this server's base."""
     if name == engine.base_name or name in engine.library:
         raise ModelError(f"adapter name {name!r} is taken; unregister it first or pick another name")
+    if not source.is_absolute():
+        raise ModelError(f"path {str(source)!r} is relative; give the adapter's absolute path on the server")
     entry = read_adapter_dir(source, name)
     fingerprint = base_fingerprint(resolve_base_model(entry.base_model)) if entry.base_model else None
     if fingerprint is None:
         raise ModelError(f"{source}: the adapter names no base model (tunewright-adapter.json base_model)")
     check_servable(replace(entry, base_fingerprint=fingerprint), engine.fingerprint)
-    engine.library.add(source, name, fingerprint)
+    engine.library.add(source, name, fingerprint,
+                       verify=lambda folder: verify_adapter(engine.base_dir, engine.base_shapes, folder))
     return name

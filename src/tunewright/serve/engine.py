@@ -156,7 +156,7 @@ class Engine:
         model: CausalLM | None = None
         try:
             if entry.peft_type == "LORA":
-                check_lora_shapes(entry.path, self.base_shapes, entry.rank)
+                check_lora_shapes(entry.path, self.base_shapes)
                 if self.lora_model is None:
                     self.lora_model = PeftModel.from_pretrained(self.base, entry.path, adapter_name=peft_name)
                 else:
