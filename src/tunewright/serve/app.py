@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +24,7 @@ from tunewright.library import base_fingerprint, read_adapter_dir
 from tunewright.modeling import resolve_base_model
 from tunewright.records import Message
 from tunewright.serve.adapter_check import verify_adapter
+from tunewright.serve.api_docs import METRICS_ROUTE, MODELS_ROUTE, REGISTER_ROUTE, completion_route, errors
 from tunewright.serve.body_limit import BodyLimit
 from tunewright.serve.completions import APIError, Limits, Server, complete
 from tunewright.serve.engine import Engine, check_servable
@@ -107,31 +109,35 @@ def create_app(engine: Engine, api_keys: set[str], limits: Limits | None = None,
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse(error_body(str(exc.detail), "invalid_request_error"), exc.status_code)
 
+    @app.get("/openapi.json", dependencies=[require_key], include_in_schema=False)
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
+
     @app.get("/health")
     def health() -> dict[str, object]:
         return {"status": "ok", "queue_depth": scheduler.depth}
 
-    @app.get("/metrics", dependencies=[require_key])
+    @app.get("/metrics", dependencies=[require_key], **METRICS_ROUTE)
     def metrics() -> PlainTextResponse:
         return PlainTextResponse(server.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/v1/models", dependencies=[require_key])
+    @app.get("/v1/models", dependencies=[require_key], **MODELS_ROUTE)
     def models() -> ModelList:
         cards = [ModelCard(id=engine.base_name, created=created)]
         cards += [ModelCard(id=entry.name, created=created, parent=engine.base_name, metadata=entry.card())
                   for entry in engine.library.entries()]
         return ModelList(data=cards)
 
-    @app.post("/v1/chat/completions", dependencies=[require_key])
+    @app.post("/v1/chat/completions", dependencies=[require_key], **completion_route("chat", limits))
     async def chat_completions(body: ChatCompletionRequest) -> Response:
         messages = [Message(m.role, m.content) for m in body.messages]
         return await complete(server, "chat", body.model, messages, None, body.max_tokens, body.stream)
 
-    @app.post("/v1/completions", dependencies=[require_key])
+    @app.post("/v1/completions", dependencies=[require_key], **completion_route("text", limits))
     async def completions(body: CompletionRequest) -> Response:
         return await complete(server, "text", body.model, [], body.prompt, body.max_tokens, body.stream)
 
-    @app.post("/v1/feedback", dependencies=[require_key])
+    @app.post("/v1/feedback", dependencies=[require_key], responses=errors(400, 401, 404, 413, 422))
     async def add_feedback(body: FeedbackRequest) -> dict[str, object]:
         if feedback is None:
             raise APIError(400, "this server keeps no feedback store; start it with --feedback-db FILE")
@@ -139,7 +145,7 @@ def create_app(engine: Engine, api_keys: set[str], limits: Limits | None = None,
             raise APIError(404, f"no response with id {body.response_id!r}", param="response_id")
         return {"object": "feedback", "response_id": body.response_id, "status": "recorded"}
 
-    @app.post("/v1/admin/adapters", dependencies=[require_admin], status_code=201)
+    @app.post("/v1/admin/adapters", dependencies=[require_admin], status_code=201, **REGISTER_ROUTE)
     async def register(body: RegisterAdapter) -> ModelCard:
         try:
             entry = await asyncio.to_thread(_register, engine, body.name, Path(body.path))
@@ -147,7 +153,7 @@ def create_app(engine: Engine, api_keys: set[str], limits: Limits | None = None,
             raise APIError(400, str(exc), param="name" if "name" in str(exc) else "path") from None
         return ModelCard(id=entry, created=int(time.time()), parent=engine.base_name)
 
-    @app.delete("/v1/admin/adapters/{name}", dependencies=[require_admin])
+    @app.delete("/v1/admin/adapters/{name}", dependencies=[require_admin], responses=errors(401, 404))
     async def unregister(name: str) -> dict[str, object]:
         if name == engine.base_name or name not in engine.library:
             raise APIError(404, f"adapter {name!r} is not registered", param="name", code="model_not_found")
