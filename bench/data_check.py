@@ -1,7 +1,7 @@
 """`data check` at 100k rows: generates realistic fintech-support rows with planted problems (exact and
 near duplicates, label variants, conflicts, personal data, answers truncation cuts, ...) in a temp dir,
 times the function the CLI calls end to end (config, tokenizer, every check, with the packaged model's
-chat template), and measures recall of the planted problems.
+chat template), and measures recall of the planted problems and the process's peak resident memory.
 
     TUNEWRIGHT_CACHE=/tmp/twcache .venv/bin/python bench/data_check.py --json bench/results/data_check.json
 """
@@ -13,6 +13,7 @@ import json
 import os
 import random
 import re
+import resource
 import tempfile
 import time
 from collections import defaultdict
@@ -157,6 +158,11 @@ def unplanted_near_duplicates(report_findings: list[object], planted: dict[int, 
     return count
 
 
+def peak_rss_mib() -> float:
+    """The process's peak resident set so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
@@ -173,6 +179,7 @@ def main() -> None:
         config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
         resolve_base_model(config["model"]["base"])  # build the model cache outside the timing, once
 
+        rss_before = peak_rss_mib()
         started, cpu_started = time.perf_counter(), time.process_time()
         loaded = load_config(config_file)
         tokenizer = load_tokenizer(resolve_base_model(loaded.model.base))
@@ -181,6 +188,7 @@ def main() -> None:
                                method=loaded.method.name)
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_started
+        rss_peak = peak_rss_mib()
 
         sample = report.examples[:2000]
         began = time.perf_counter()
@@ -193,6 +201,7 @@ def main() -> None:
                                           tokenize=True)
         per_row = time.perf_counter() - began
         found = recall(report.findings, planted, data)
+        file_mib = data.stat().st_size / (1 << 20)
         unplanted = unplanted_near_duplicates(report.findings, planted)
     total_found = sum(f for f, _ in found.values())
     total = sum(t for _, t in found.values())
@@ -201,6 +210,8 @@ def main() -> None:
     print(f"| stage | seconds |\n|---|---|\n| config + tokenizer | {setup:.2f} |\n| check_dataset | "
           f"{seconds - setup:.2f} |\n| total | {seconds:.2f} |\n\nCPU time of the process over the same span: "
           f"{cpu_seconds:.2f} s (wall minus CPU is mostly waiting for a core while others run)")
+    print(f"\npeak resident memory of the process: {rss_peak:,.0f} MiB after the check ({rss_before:,.0f} MiB "
+          f"before it: the generated rows and Python); file {file_mib:.1f} MiB")
     print(f"\ntoken lengths of 2,000 rows: batched {fast:.2f} s vs per-row apply_chat_template {per_row:.2f} s")
     print("\n| planted | found | recall |\n|---|---|---|")
     for kind, (hit, count) in found.items():
@@ -211,7 +222,8 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
-            "rows": args.rows, "seconds": seconds, "cpu_seconds": cpu_seconds, "setup_seconds": setup,
+            "rows": args.rows, "peak_rss_mib": rss_peak, "peak_rss_mib_before_check": rss_before,
+            "file_mib": file_mib, "seconds": seconds, "cpu_seconds": cpu_seconds, "setup_seconds": setup,
             "recall": total_found / total,
             "recall_by_kind": {kind: hit / count for kind, (hit, count) in found.items()},
             "findings": {"errors": len(report.errors), "warnings": len(report.warnings),

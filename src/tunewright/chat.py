@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tunewright.chat_content import chat_ids
 from tunewright.records import Example, Message
 
 if TYPE_CHECKING:
@@ -36,8 +37,9 @@ def with_system_prompt(messages: Sequence[Message], system_prompt: str) -> list[
 
 
 def prompt_ids(tokenizer: PreTrainedTokenizerBase, chat: list[dict[str, str]]) -> list[int]:
-    """Token ids of a conversation up to and including the assistant header."""
-    return _ids(tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True))
+    """Token ids of a conversation up to and including the assistant header; control-token text inside
+    a message's content is encoded as plain text."""
+    return chat_ids(tokenizer, chat, add_generation_prompt=True)
 
 
 def encode_example(
@@ -52,7 +54,7 @@ def encode_example(
     prompt_chat = with_system_prompt(example.prompt, system_prompt)
     full_chat = [*prompt_chat, {"role": "assistant", "content": example.reference}]
     prompt = prompt_ids(tokenizer, prompt_chat)
-    full = _ids(tokenizer.apply_chat_template(full_chat, tokenize=True))
+    full = chat_ids(tokenizer, full_chat, add_generation_prompt=False)
     if full[: len(prompt)] != prompt:
         raise ValueError("the chat template renders the prompt differently inside the full conversation")
     labels = [IGNORE_INDEX] * len(prompt) + full[len(prompt):]
@@ -95,10 +97,3 @@ def stop_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
         if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
             ids.add(token_id)
     return sorted(i for i in ids if i is not None)
-
-
-def _ids(rendered: Any) -> list[int]:
-    # transformers 5 returns a BatchEncoding from apply_chat_template(tokenize=True)
-    if hasattr(rendered, "keys") and "input_ids" in rendered:
-        rendered = rendered["input_ids"]
-    return [int(i) for i in rendered]

@@ -7,9 +7,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import shutil
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,10 +162,13 @@ class AdapterLibrary:
         except ModelError:
             return False
 
-    def add(self, source: Path, name: str, fingerprint: str, replace: bool = False) -> AdapterEntry:
+    def add(self, source: Path, name: str, fingerprint: str, replace: bool = False,
+            verify: Callable[[Path], None] | None = None) -> AdapterEntry:
         """Copy the adapter at `source` (a run or adapter directory) in as `name`, with its manifest
-        completed: its base model's `fingerprint` and, from a run's summary.json, its eval summary."""
+        completed: its base model's `fingerprint` and, from a run's summary.json, its eval summary.
+        `verify` sees the copied folder before it becomes an entry."""
         entry = read_adapter_dir(source, name)
+        check_source_files(entry.path, COPIED)
         target = self._inside(name)
         if target.exists() and not replace:
             raise ModelError(f"adapter {name!r} is already in {self.root}; remove it first or pick another name")
@@ -176,6 +181,8 @@ class AdapterLibrary:
                 if (entry.path / file).is_file() and file != ADAPTER_MANIFEST:
                     shutil.copyfile(entry.path / file, tmp / file)
             write_json(tmp / ADAPTER_MANIFEST, manifest.to_json())
+            if verify is not None:
+                verify(tmp)  # on the copy, which nothing can change any more; raising leaves no entry
         return self.get(name)
 
     def remove(self, name: str) -> None:
@@ -191,6 +198,22 @@ class AdapterLibrary:
         if path.parent != root:
             raise ModelError(f"adapter {name!r} resolves outside the library {root} (a symlink?); refused")
         return path
+
+
+def check_source_files(source: Path, names: tuple[str, ...]) -> None:
+    """Each of `names` present in `source` must be a regular file inside `source`: a symlink leading out
+    of it (to /etc/shadow, say), a FIFO or a device is refused before anything is copied."""
+    root = source.resolve()
+    for name in names:
+        path = source / name
+        if not os.path.lexists(path):
+            continue
+        resolved = path.resolve()
+        if root not in resolved.parents:
+            raise ModelError(f"{path}: a symlink to {resolved}, outside the adapter folder; copy the real "
+                             "file into the folder instead")
+        if not resolved.is_file():
+            raise ModelError(f"{path}: not a regular file; an adapter folder holds plain files only")
 
 
 def _eval_summary(summary_file: Path) -> dict[str, Any]:

@@ -131,7 +131,7 @@ def test_admin_routes_and_lru(served: tuple[str, Engine, FeedbackStore, Path], a
     admin = {"Authorization": f"Bearer {ADMIN}"}
     body = {"name": "fraud2", "path": str(adapter_library / "fraud")}
     assert httpx.post(f"{url}/v1/admin/adapters", headers=AUTH, json=body).status_code == 401
-    assert httpx.post(f"{url}/v1/admin/adapters", headers=admin, json=body).status_code == 201
+    assert httpx.post(f"{url}/v1/admin/adapters", headers=admin, json=body, timeout=180).status_code == 201
     replies = {"fraud2": "[Intent: Fraud Report]", "access": "[Intent: Account Access]",
                "dispute": "[Intent: Transaction Dispute]"}
     for model in ("fraud2", "access", "dispute", "fraud2"):  # max_loaded=2: the third one evicts one

@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from tunewright.chat import prompt_ids, with_system_prompt
+from tunewright.chat_content import chat_ids
 from tunewright.data.readers import Finding
 from tunewright.data.textscan import offsets, texts_containing
 from tunewright.records import Example, Message
@@ -190,8 +191,7 @@ def _verified(tokenizer: PreTrainedTokenizerBase, turns: list[tuple[Message, ...
 
 
 def _exact_length(tokenizer: PreTrainedTokenizerBase, chat: list[dict[str, str]]) -> int:
-    rendered: Any = tokenizer.apply_chat_template(chat, tokenize=True)
-    return len(rendered["input_ids"] if hasattr(rendered, "keys") else rendered)
+    return len(chat_ids(tokenizer, chat, add_generation_prompt=False))
 
 
 @contextmanager

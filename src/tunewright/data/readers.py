@@ -1,16 +1,19 @@
 """Read a dataset file into raw rows, each with its `file:line` source: JSONL, a JSON array, CSV or
-Parquet, chosen by extension or content. Byte-level problems (UTF-8, BOM, NUL, huge lines) are findings."""
+Parquet, chosen by extension or content. Byte-level problems (UTF-8, BOM, NUL, huge lines) are findings;
+a path that is not a regular file, or a file over MAX_FILE_BYTES, is refused before anything is read."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 MAX_LINE_CHARS = 100_000  # a JSONL line longer than this is almost always a pasted file, not an example
+MAX_FILE_BYTES = 1 << 30  # 1 GiB: far above any task dataset; beyond it, split the file
 
 
 @dataclass(frozen=True)
@@ -35,29 +38,52 @@ class RawRow:
 
 
 def read_rows(path: Path) -> tuple[list[RawRow], list[Finding]]:
-    """Every parsed row of `path` and a finding for each part that could not be parsed."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        return [], [Finding("error", "unreadable", f"{exc.strerror or exc}; check the path", str(path))]
-    if path.suffix.lower() == ".parquet" or raw.startswith(b"PAR1"):
+    """Every parsed row of `path` and a finding for each part that could not be parsed. Only a regular
+    file of at most MAX_FILE_BYTES is read; JSONL is read line by line."""
+    refused = _refusal(path)
+    if refused is not None:
+        return [], [refused]
+    with path.open("rb") as handle:
+        head = handle.read(1024)
+    if path.suffix.lower() == ".parquet" or head.startswith(b"PAR1"):
         return _parquet_rows(path)
     findings: list[Finding] = []
-    if raw.startswith(b"\xef\xbb\xbf"):
+    if head.startswith(b"\xef\xbb\xbf"):
         findings.append(Finding("warning", "bom", "file starts with a UTF-8 byte-order mark; it is skipped, "
                                 "but some tools choke on it (data clean removes it)", f"{path}:1"))
-        raw = raw[3:]
+    if path.suffix.lower() not in (".csv", ".tsv") and not head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"["):
+        rows, more = _jsonl_rows(path)
+        return rows, findings + more
+    raw = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
     text, bad_lines = _decode(raw)
-    findings += [Finding("error", "bad-utf8", f"not valid UTF-8 at byte {column}; re-save the file as UTF-8",
-                         f"{path}:{line}") for line, column in bad_lines]
-    skip = {line for line, _ in bad_lines}
+    del raw
+    findings += [_bad_utf8(path, line, column) for line, column in bad_lines]
     if path.suffix.lower() in (".csv", ".tsv"):
         rows, more = _csv_rows(path, text, "\t" if path.suffix.lower() == ".tsv" else ",")
-    elif text.lstrip().startswith("["):
-        rows, more = _json_array_rows(path, text)
     else:
-        rows, more = _jsonl_rows(path, text, skip)
+        rows, more = _json_array_rows(path, text)
     return rows, findings + more
+
+
+def _refusal(path: Path) -> Finding | None:
+    """Why `path` is not read at all: missing, not a regular file (a FIFO, a device such as a symlink to
+    /dev/zero, a directory), or above the size limit."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        return Finding("error", "unreadable", f"{exc.strerror or exc}; check the path", str(path))
+    if not stat.S_ISREG(info.st_mode):
+        return Finding("error", "unreadable", "not a regular file (a device, FIFO or directory); point at "
+                       "a data file", str(path))
+    if info.st_size > MAX_FILE_BYTES:
+        return Finding("error", "unreadable", f"file is {info.st_size:,} bytes, above the limit of "
+                       f"{MAX_FILE_BYTES:,}; split it into several files or sample it", str(path))
+    return None
+
+
+def _bad_utf8(path: Path, line: int, column: int) -> Finding:
+    return Finding("error", "bad-utf8", f"not valid UTF-8 at byte {column}; re-save the file as UTF-8",
+                   f"{path}:{line}")
 
 
 def _decode(raw: bytes) -> tuple[str, list[tuple[int, int]]]:
@@ -75,27 +101,36 @@ def _decode(raw: bytes) -> tuple[str, list[tuple[int, int]]]:
     return raw.decode("utf-8", errors="replace"), bad
 
 
-def _jsonl_rows(path: Path, text: str, skip: set[int]) -> tuple[list[RawRow], list[Finding]]:
+def _jsonl_rows(path: Path) -> tuple[list[RawRow], list[Finding]]:
+    """One row per line, read as a stream: memory holds the parsed rows, never the whole text."""
     rows: list[RawRow] = []
     findings: list[Finding] = []
     loads = json.loads
-    for number, line in enumerate(text.split("\n"), start=1):
-        if number in skip or not line or line.isspace():
-            continue
-        source = f"{path}:{number}"
-        if len(line) > MAX_LINE_CHARS:
-            findings.append(Finding("warning", "long-line", f"line is {len(line):,} characters; an example "
-                                    f"this long is usually a pasted document (limit {MAX_LINE_CHARS:,})", source))
-        if "\x00" in line:
-            findings.append(Finding("error", "nul-byte", "line contains a NUL byte; remove it (binary data "
-                                    "or a broken export)", source))
-            continue
-        try:
-            rows.append(RawRow(source, loads(line)))
-        except json.JSONDecodeError as exc:
-            findings.append(Finding("error", "invalid-json", f"{exc.msg} (column {exc.colno})", source))
-        except RecursionError:
-            findings.append(too_deep(source))
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
+            try:
+                line = raw.decode("utf-8").removesuffix("\n")
+            except UnicodeDecodeError as exc:
+                findings.append(_bad_utf8(path, number, exc.start + 1))
+                continue
+            if not line or line.isspace():
+                continue
+            source = f"{path}:{number}"
+            if len(line) > MAX_LINE_CHARS:
+                findings.append(Finding("warning", "long-line", f"line is {len(line):,} characters; an example "
+                                        f"this long is usually a pasted document (limit {MAX_LINE_CHARS:,})", source))
+            if "\x00" in line:
+                findings.append(Finding("error", "nul-byte", "line contains a NUL byte; remove it (binary data "
+                                        "or a broken export)", source))
+                continue
+            try:
+                rows.append(RawRow(source, loads(line)))
+            except json.JSONDecodeError as exc:
+                findings.append(Finding("error", "invalid-json", f"{exc.msg} (column {exc.colno})", source))
+            except RecursionError:
+                findings.append(too_deep(source))
     return rows, findings
 
 

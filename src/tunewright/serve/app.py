@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from tunewright.feedback.store import FeedbackStore
 from tunewright.serve.auth import Keys
+from tunewright.serve.body_limit import BodyLimit
 from tunewright.serve.completions import APIError, Limits, Server
 from tunewright.serve.engine import Engine
 from tunewright.serve.metrics import Metrics
@@ -45,28 +46,24 @@ def create_app(engine: Engine, api_keys: set[str], limits: Limits | None = None,
     app.state.server = server
     app.state.keys = Keys(frozenset(api_keys), frozenset(admin_keys or ()))
     app.state.created = int(time.time())
-    app.middleware("http")(limit_and_count)
+    # A body above the limit is refused (413) while it arrives, before auth or any route reads it,
+    # whether or not it declares its length; counting is added last, so it is outermost and counts that too.
+    app.add_middleware(BodyLimit, max_bytes=server.limits.max_body_bytes, error=error_body(
+        f"request body above this server's limit of {server.limits.max_body_bytes} bytes", "invalid_request_error",
+        code="body_too_large"))
+    app.middleware("http")(count_responses)
     app.add_exception_handler(APIError, api_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, unexpected)
     app.include_router(router)
     return app
 
 
-async def limit_and_count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """Refuse bodies above the limit (413) before any route reads them; count every response."""
+async def count_responses(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Count every response by route and status."""
     server: Server = request.app.state.server
-    max_bytes = server.limits.max_body_bytes
-    length = request.headers.get("content-length")
-    too_big = length is not None and (not length.isdigit() or int(length) > max_bytes)
-    if length is None and request.method in {"POST", "PUT", "PATCH"}:
-        too_big = len(await request.body()) > max_bytes
-    if too_big:
-        response: Response = JSONResponse(error_body(
-            f"request body above this server's limit of {max_bytes} bytes",
-            "invalid_request_error", code="body_too_large"), 413)
-    else:
-        response = await call_next(request)
+    response = await call_next(request)
     # label by route template ("/v1/admin/adapters/{name}") so label values stay few
     route = getattr(request.scope.get("route"), "path", None)
     if route is None:
@@ -84,6 +81,10 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
     first = exc.errors()[0]
     param = ".".join(str(part) for part in first["loc"] if part != "body")
     return JSONResponse(error_body(f"{param}: {first['msg']}", "invalid_request_error", param), 422)
+
+
+async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(error_body(f"internal error: {type(exc).__name__}", "server_error"), 500)
 
 
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -63,6 +63,9 @@ async def complete(server: Server, kind: str, model: str, messages: Sequence[Mes
         raise APIError(404, str(exc), param="model", code="model_not_found") from None
     except ModelError as exc:
         raise APIError(400, str(exc), param="model", code="model_not_servable") from None
+    if not prompt.prompt_ids:
+        raise APIError(400, "the prompt is empty; send at least one token of text", param="prompt",
+                       code="empty_prompt")
     if len(prompt.prompt_ids) > server.limits.max_prompt_tokens:
         raise APIError(400, f"the prompt is {len(prompt.prompt_ids)} tokens; this server's limit is "
                             f"{server.limits.max_prompt_tokens}", param="messages" if raw is None else "prompt",
@@ -79,7 +82,7 @@ async def complete(server: Server, kind: str, model: str, messages: Sequence[Mes
     async for _ in run.deltas():
         pass
     if run.error:
-        raise APIError(500, f"generation failed: {run.error}", "server_error")
+        raise APIError(run.error_status, run.error, *_error_kind(run.error_status))
     return JSONResponse(run.body(run.text, run.finish_reason, final=True))
 
 
@@ -96,6 +99,7 @@ class _Run:
     finish_reason: str = "length"
     completion_tokens: int = 0
     error: str | None = None
+    error_status: int = 500
 
     async def deltas(self) -> AsyncIterator[str]:
         """New text as tokens arrive. Like the evaluator's replies, the text is stripped: leading and
@@ -107,7 +111,7 @@ class _Run:
             while True:
                 event = await self.job.events.get()
                 if event.error is not None:
-                    self.error = event.error
+                    self.error, self.error_status = event.error, event.status
                     break
                 assert event.token is not None
                 self.completion_tokens += 1
@@ -136,8 +140,8 @@ class _Run:
         async for delta in self.deltas():
             yield _event(self.body(delta, None, final=False))
         if self.error:
-            yield _event({"error": {"message": f"generation failed: {self.error}", "type": "server_error",
-                                    "param": None, "code": None}})
+            type_, param, code = _error_kind(self.error_status)
+            yield _event({"error": {"message": self.error, "type": type_, "param": param, "code": code}})
         else:
             yield _event(self.body(None, self.finish_reason, final=True))
         yield "data: [DONE]\n\n"
@@ -176,6 +180,15 @@ class _Run:
                 response=self.text, prompt_tokens=len(self.prompt.prompt_ids),
                 completion_tokens=self.completion_tokens, latency_ms=1000 * seconds,
                 finish_reason=self.finish_reason))
+
+
+def _error_kind(status: int) -> tuple[str, str | None, str | None]:
+    """OpenAI error type, param and code for a request that failed in its batch."""
+    if status == 404:
+        return "invalid_request_error", "model", "model_not_found"
+    if status < 500:
+        return "invalid_request_error", "model", "model_not_servable"
+    return "server_error", None, None
 
 
 def _event(payload: dict[str, Any]) -> str:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -29,6 +30,33 @@ class Row:
 
 # on_token(row index, token id, is_last) -> keep going; False drops the row (the client went away)
 TokenCallback = Callable[[int, int, bool], bool]
+
+
+def remove_row_hooks(model: CausalLM) -> int:
+    """Remove the per-row `adapter_names` hooks peft installs for a forward pass. peft removes them only
+    when the forward returns; after one that raised they would pin every later batch to that batch's
+    row count. Returns how many were removed."""
+    removed = 0
+    for module in model.modules():
+        for key, hook in list(module._forward_pre_hooks.items()):
+            if isinstance(hook, partial) and getattr(hook.func, "__name__", "") == "_adapter_names_pre_forward_hook":
+                del module._forward_pre_hooks[key]
+                module._forward_pre_hooks_with_kwargs.pop(key, None)
+                removed += 1
+    return removed
+
+
+def _forward(model: CausalLM, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor,
+             cache: Any, extra: dict[str, Any]) -> Any:
+    """One forward step; peft's per-row hooks (`adapter_names`) are removed if it raises, so a failed
+    batch leaves nothing behind for the next one."""
+    try:
+        return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+                     cache=cache, use_cache=True, logits_to_keep=1, **extra)
+    except BaseException:
+        if extra:
+            remove_row_hooks(model)
+        raise
 
 
 @torch.inference_mode()
@@ -55,8 +83,7 @@ def decode_rows(model: CausalLM, rows: list[Row], pad_id: int, on_token: TokenCa
                 selected = list(live)
             per_row = per_row_adapters and (stacked is None or cache is None)
             extra = {"adapter_names": [rows[i].adapter for i in live]} if per_row else {}
-            output = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                           cache=cache, use_cache=True, logits_to_keep=1, **extra)
+            output = _forward(model, input_ids, attention_mask, positions, cache, extra)
             cache = output.cache
             next_tokens = output.logits[:, -1].argmax(-1)
             keep: list[int] = []

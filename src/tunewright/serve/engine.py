@@ -54,6 +54,7 @@ class Engine:
         self.base_name, self.base_dir, self.library, self.device = base_name, base_dir, library, device
         self.fingerprint = base_fingerprint(base_dir)
         self.pool = AdapterPool(base_dir, device, max_loaded)
+        self.base_shapes = self.pool.base_shapes
         self.tokenizer = self.pool.tokenizer
         self.pad_id = int(self.tokenizer.pad_token_id)
         self.stack_lora = stack_lora

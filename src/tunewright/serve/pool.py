@@ -14,6 +14,7 @@ from typing import Any
 from tunewright.errors import ModelError
 from tunewright.library import AdapterEntry
 from tunewright.modeling import CausalLM, load_model, load_tokenizer
+from tunewright.serve.adapter_check import base_shapes, check_lora_shapes
 
 
 @dataclass
@@ -31,6 +32,7 @@ class AdapterPool:
         self.base_dir, self.device, self.max_loaded = base_dir, device, max_loaded
         self.tokenizer = load_tokenizer(base_dir)
         self.base: CausalLM = load_model(base_dir).to(device).eval()
+        self.base_shapes = base_shapes(base_dir)  # for checking an adapter's tensors before peft loads it
         self.lora_model: CausalLM | None = None  # the base wrapped by peft once a LoRA adapter loads
         self.loaded: OrderedDict[str, LoadedAdapter] = OrderedDict()
         self.loads = self.evictions = 0
@@ -59,16 +61,32 @@ class AdapterPool:
 
         # peft adapter names become module keys: keep them free of '.' and clear of its own prefixes.
         peft_name = "tw_" + hashlib.sha256(entry.name.encode()).hexdigest()[:12]
-        if entry.peft_type != "LORA":
-            copy = load_model(self.base_dir).to(self.device)
-            return LoadedAdapter(entry, peft_name, PeftModel.from_pretrained(copy, entry.path,
-                                                                             adapter_name=peft_name).eval())
-        if self.lora_model is None:
-            self.lora_model = PeftModel.from_pretrained(self.base, entry.path, adapter_name=peft_name)
-        else:
-            self.lora_model.load_adapter(entry.path, adapter_name=peft_name)
-        self.lora_model.eval()
+        try:
+            if entry.peft_type != "LORA":
+                copy = load_model(self.base_dir).to(self.device)
+                return LoadedAdapter(entry, peft_name, PeftModel.from_pretrained(copy, entry.path,
+                                                                                 adapter_name=peft_name).eval())
+            check_lora_shapes(entry.path, self.base_shapes)
+            if self.lora_model is None:
+                self.lora_model = PeftModel.from_pretrained(self.base, entry.path, adapter_name=peft_name)
+            else:
+                self.lora_model.load_adapter(entry.path, adapter_name=peft_name)
+            self.lora_model.eval()
+        except Exception as exc:
+            self._discard_failed_load(peft_name)
+            raise ModelError(f"adapter {entry.name!r} cannot be loaded ({' '.join(str(exc).split())[:300]}); "
+                             "register it again from a good copy") from exc
         return LoadedAdapter(entry, peft_name, None)
+
+    def _discard_failed_load(self, peft_name: str) -> None:
+        """Undo what peft did before a load raised: the half-added adapter goes, and a base that peft had
+        already wrapped in place (the first LoRA) is read again from disk."""
+        self.generation += 1  # the stacked-LoRA cache rebuilds
+        if self.lora_model is None:
+            if any(hasattr(module, "lora_A") for module in self.base.modules()):
+                self.base = load_model(self.base_dir).to(self.device).eval()
+        elif peft_name in self.lora_model.peft_config:
+            self.lora_model.delete_adapter(peft_name)
 
     def unload(self, name: str) -> None:
         if name in self.loaded:

@@ -1,6 +1,7 @@
 """The batching scheduler: requests wait a few milliseconds to be gathered, then run together on one
 worker thread (base and LoRA rows in one forward pass), and each request receives its own tokens as the
-batch produces them. A bounded queue turns overload into a 429 instead of unbounded latency."""
+batch produces them. A bounded queue turns overload into a 429 instead of unbounded latency. A batch that
+fails is run again one request at a time, so a bad request fails alone."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from tunewright.errors import ModelError
 from tunewright.serve.engine import Engine, Prompt
 
 
@@ -19,9 +21,10 @@ class QueueFull(Exception):
 
 @dataclass(frozen=True)
 class TokenEvent:
-    token: int | None  # None with `error` set when the batch failed
+    token: int | None  # None with `error` set when the request failed
     last: bool
     error: str | None = None
+    status: int = 500  # the HTTP status of `error`: 4xx when the request's own model is at fault
 
 
 @dataclass
@@ -29,6 +32,8 @@ class Job:
     prompt: Prompt
     events: asyncio.Queue[TokenEvent] = field(default_factory=asyncio.Queue)
     cancelled: bool = False
+    delivered: int = 0  # tokens handed to the request so far
+    finished: bool = False  # its last token or its error was handed on
 
 
 class Scheduler:
@@ -39,6 +44,7 @@ class Scheduler:
         self.waiting: deque[Job] = deque()
         self.running = 0
         self.batches = 0
+        self.isolated = 0  # failed batches that were run again one request at a time
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunewright-engine")
         self._task: asyncio.Task[None] | None = None
@@ -79,9 +85,6 @@ class Scheduler:
             self.running = len(batch)
             try:
                 await loop.run_in_executor(self._executor, self._run, loop, batch)
-            except Exception as exc:  # a failed batch fails its requests, never the server
-                for job in batch:
-                    job.events.put_nowait(TokenEvent(None, True, f"{type(exc).__name__}: {exc}"))
             finally:
                 self.running = 0
                 self.batches += 1
@@ -106,12 +109,52 @@ class Scheduler:
         return [job for job in batch if not job.cancelled]
 
     def _run(self, loop: asyncio.AbstractEventLoop, batch: list[Job]) -> None:
+        """Run a batch; when it fails, run each of its unfinished requests alone, so only the ones that
+        fail by themselves get an error (greedy decoding repeats the tokens they were already sent,
+        which are skipped)."""
+        batch = [job for job in batch if self._still_registered(loop, job)]
         if not batch:
             return
+        try:
+            self._generate(loop, batch)
+        except Exception as exc:  # a failed batch fails its requests, never the server
+            if len(batch) == 1:
+                return self._fail(loop, batch[0], exc)
+            self.isolated += 1
+            for job in batch:
+                if job.finished or job.cancelled:
+                    continue
+                try:
+                    self._generate(loop, [job])
+                except Exception as alone:
+                    self._fail(loop, job, alone)
+
+    def _generate(self, loop: asyncio.AbstractEventLoop, batch: list[Job]) -> None:
+        skip = [job.delivered for job in batch]
+        seen = [0] * len(batch)
 
         def on_token(index: int, token: int, last: bool) -> bool:
             job = batch[index]
-            loop.call_soon_threadsafe(job.events.put_nowait, TokenEvent(token, last))
+            seen[index] += 1
+            if seen[index] > skip[index]:
+                job.delivered += 1
+                job.finished = last
+                loop.call_soon_threadsafe(job.events.put_nowait, TokenEvent(token, last))
             return not job.cancelled
 
         self.engine.run([job.prompt for job in batch], on_token, mixed=self.mixed)
+
+    def _still_registered(self, loop: asyncio.AbstractEventLoop, job: Job) -> bool:
+        """False (and the request answered 404) when its adapter was unregistered while it waited."""
+        entry = job.prompt.entry
+        if entry is None or entry.name in self.engine.library:
+            return True
+        self._fail(loop, job, ModelError(f"model {entry.name!r} was unregistered while this request waited"), 404)
+        return False
+
+    def _fail(self, loop: asyncio.AbstractEventLoop, job: Job, exc: Exception, status: int | None = None) -> None:
+        if status is None:
+            status = 400 if isinstance(exc, ModelError) else 500
+        job.finished = True
+        message = str(exc) if isinstance(exc, ModelError) else f"generation failed: {type(exc).__name__}: {exc}"
+        loop.call_soon_threadsafe(job.events.put_nowait, TokenEvent(None, True, message, status))

@@ -3,23 +3,37 @@ shape. Completion responses are built in completions.py, where one body serves b
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _whole_characters(text: str) -> str:
+    """JSON may carry lone UTF-16 surrogates ("\\ud800"), which no tokenizer, log or reply can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"holds a lone surrogate (\\u{ord(text[exc.start]):04x}) at character {exc.start}; "
+                         "send whole Unicode characters") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_whole_characters)]
 
 
 class Request(BaseModel):
     # OpenAI clients send fields we do not act on (temperature, top_p, user, ...); accept them.
     model_config = ConfigDict(extra="allow")
 
-    model: str = Field(description="The base model's name or an adapter's name.")
-    max_tokens: int | None = Field(None, gt=0, description="Token budget; defaults to the server's limit.")
-    stream: bool = False
+    model: Text = Field(description="The base model's name or an adapter's name.")
+    max_tokens: int | None = Field(None, gt=0, strict=True,
+                                   description="Token budget; defaults to, and may not exceed, the server's limit.")
+    stream: bool = Field(False, strict=True, description="Reply as server-sent events ending in `data: [DONE]`.")
 
 
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: Text
 
 
 class ChatCompletionRequest(Request):
@@ -27,7 +41,7 @@ class ChatCompletionRequest(Request):
 
 
 class CompletionRequest(Request):
-    prompt: str = Field(description="Raw text to continue; no chat template is applied.")
+    prompt: Text = Field(description="Raw text to continue; no chat template is applied.")
 
 
 class ModelCard(BaseModel):
@@ -47,16 +61,16 @@ class ModelList(BaseModel):
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    response_id: str = Field(description="The `id` of a completion this server returned.")
-    rating: int = Field(ge=-1, le=5, description="-1 (bad) .. 5 (excellent); 0 is neutral.")
-    correction: str | None = Field(None, min_length=1, description="The answer the model should have given.")
+    response_id: Text = Field(description="The `id` of a completion this server returned.")
+    rating: int = Field(ge=-1, le=5, strict=True, description="-1 (bad) .. 5 (excellent); 0 is neutral.")
+    correction: Text | None = Field(None, min_length=1, description="The answer the model should have given.")
 
 
 class RegisterAdapter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Model name clients will use.")
-    path: str = Field(description="A run directory or adapter directory on the server's disk.")
+    name: Text = Field(description="Model name clients will use.")
+    path: Text = Field(description="A run directory or adapter directory on the server's disk.")
 
 
 def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict[str, object]:

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from tunewright.errors import EXIT_INTERRUPTED, TunewrightError
+from tunewright.train.checkpoint_manifest import write_manifest
 
 BEST_WEIGHTS = "tunewright-best.safetensors"
 BEST_STATE = "tunewright-best.json"
@@ -89,6 +90,7 @@ class Checkpoints(TrainerCallback):
             save_file(self.best_weights, written / BEST_WEIGHTS)
         (written / BEST_STATE).write_text(json.dumps(
             {"loss": self.best_loss, "step": self.best_step, "bad_evals": self.bad_evals}))
+        write_manifest(written)  # last: a checkpoint without a matching manifest is never resumed from
         final = self.checkpoints / f"step-{state.global_step}"
         if final.exists():
             shutil.rmtree(final)

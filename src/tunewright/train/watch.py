@@ -12,7 +12,8 @@ from transformers import Trainer, TrainerCallback
 
 from tunewright.config import Config
 from tunewright.runs import RunPaths
-from tunewright.train.checkpoints import Checkpoints, StopOnSignal, TrainingInterrupted, latest_checkpoint
+from tunewright.train.checkpoint_manifest import disk_full, disk_full_error, latest_complete_checkpoint
+from tunewright.train.checkpoints import Checkpoints, StopOnSignal, TrainingInterrupted
 from tunewright.train.metrics_log import MetricsLog, ProgressBar, tracking_callbacks
 
 
@@ -32,7 +33,7 @@ class TrainingWatch:
     def start(cls, config: Config, run: RunPaths, resume: bool, show_progress: bool,
               extra: Sequence[TrainerCallback] = ()) -> TrainingWatch:
         """Fresh watchers, or, with `resume`, ones that carry on from the newest checkpoint."""
-        checkpoint = latest_checkpoint(run.checkpoints) if resume else None
+        checkpoint = latest_complete_checkpoint(run.checkpoints) if resume else None
         resumed_step = int(checkpoint.name[5:]) if checkpoint else None
         metrics_log = MetricsLog(run.metrics, keep_until_step=resumed_step)
         best = Checkpoints(run.checkpoints, config.training.early_stopping_patience,
@@ -49,7 +50,12 @@ class TrainingWatch:
         with self.interrupt.installed():
             # Trainer reloads its own checkpoint files (optimizer.pt, scheduler.pt, rng_state.pth) with
             # torch.load(weights_only=True); the weights themselves are safetensors.
-            trainer.train(resume_from_checkpoint=str(self.checkpoint) if self.checkpoint else None)
+            try:
+                trainer.train(resume_from_checkpoint=str(self.checkpoint) if self.checkpoint else None)
+            except Exception as exc:
+                if disk_full(exc):
+                    raise disk_full_error(run.checkpoints) from exc
+                raise
         if self.interrupt.received:
             step = trainer.state.global_step
             raise TrainingInterrupted(
