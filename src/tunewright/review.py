@@ -77,6 +77,8 @@ def append_verdict(run_root: Path, record: VerdictRecord) -> None:
     path = verdicts_path(run_root)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(asdict(record), ensure_ascii=False) + "\n").encode("utf-8")
+    if path.is_file() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+        line = b"\n" + line  # after a torn line (a crash mid-write) the new verdict starts a line of its own
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)

@@ -40,7 +40,7 @@ def intervals_section(comparisons: list[dict[str, Any]], resamples: int | None) 
             + (f", {resamples} resamples" if resamples else "") + "). An interval that contains 0 means the "
             "test set cannot tell the two apart on that metric.")
     table = Table(["metric", "baseline", "difference (points)", "95 % interval", "reading"], rows)
-    return Section("Differences with 95 % intervals", [note], [table])
+    return Section("Differences with 95 % intervals", [note], [table], folded=True)
 
 
 def confusion_section(candidates: dict[str, dict[str, Any]]) -> Section | None:

@@ -45,6 +45,7 @@ class Section:
     title: str
     paragraphs: list[str] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
+    folded: bool = False  # long evidence the HTML report folds (the pictures above it carry the gist)
 
 
 @dataclass(frozen=True)
