@@ -16,3 +16,10 @@ def test_light_modules_do_not_import_torch() -> None:
     for name in ("config.py", "records.py", "errors.py"):
         text = (SRC / name).read_text(encoding="utf-8")
         assert "import torch" not in text, name
+
+
+def test_the_dashboard_never_imports_torch_or_other_stages_internals() -> None:
+    for path in [SRC / "review.py", *(SRC / "ui").glob("*.py")]:
+        text = path.read_text(encoding="utf-8")
+        for forbidden in ("import torch", "tunewright.train", "tunewright.evaluate", "tunewright.serve"):
+            assert forbidden not in text, f"{path.name} imports {forbidden}"

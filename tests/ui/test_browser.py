@@ -33,6 +33,7 @@ def test_runs_page_lists_the_run_and_the_run_page_shows_its_evidence(ui_url: str
     browser_page.wait_for_function(f"document.getElementById('loss').dataset.points == '{steps}'")
     assert browser_page.locator("#loss polyline").count() >= 1
     browser_page.screenshot(path=str(SCREENSHOTS / "run.png"), full_page=True)
+    browser_page.screenshot(path=str(SCREENSHOTS / "run-first-screen.png"))
     with browser_page.expect_navigation():
         browser_page.check("input[name=show][value=regressed]")
     regressed = browser_page.locator("tr.caption .badge.regressed").count()

@@ -24,7 +24,7 @@ def forest_plot(comparisons: list[dict[str, Any]], width: int = 640) -> str:
     Green when the interval is above 0, red when below, grey when it contains 0."""
     if not comparisons:
         return ""
-    label_w, right_w = 250, 120
+    label_w, right_w = 290, 120
     plot_w = width - label_w - right_w
     values = [v for item in comparisons for v in (*item["ci95"], item["difference"], 0.0)]
     low, high = min(values), max(values)
@@ -42,14 +42,15 @@ def forest_plot(comparisons: list[dict[str, Any]], width: int = 640) -> str:
         y = 14 + index * ROW
         lo, hi = item["ci95"]
         colour = "#2f855a" if lo > 0 else "#c53030" if hi < 0 else "#718096"
-        parts.append(_text(label_w - 8, y + 4, f"{metric_name(item['metric'])} vs {item['baseline']}", "end"))
+        label = f"{metric_name(item['metric'])} vs {item['baseline']}"
+        parts.append(_text(label_w - 8, y + 4, label if len(label) <= 44 else label[:43] + "…", "end"))
         parts.append(f'<line x1="{x(lo):.1f}" y1="{y}" x2="{x(hi):.1f}" y2="{y}" stroke="{colour}" stroke-width="2"/>')
         parts.append(f'<circle cx="{x(item["difference"]):.1f}" cy="{y}" r="4" fill="{colour}"/>')
         parts.append(_text(width - right_w + 8, y + 4, f"{item['difference'] * 100:+.1f} "
                            f"[{lo * 100:+.1f}, {hi * 100:+.1f}]", extra=f'fill="{colour}"'))
     axis_y = height - 14
     for tick in (low, 0.0, high):
-        parts.append(_text(x(tick), axis_y, f"{tick * 100:+.0f}", "middle", 'fill="#555"'))
+        parts.append(_text(x(tick), axis_y, f"{tick * 100:+.1f}", "middle", 'fill="#555"'))
     parts.append(_text(label_w + plot_w / 2, height - 1, "difference, points (fine-tuned minus baseline)", "middle",
                        'fill="#555" font-size="11"'))
     parts.append("</svg>")
