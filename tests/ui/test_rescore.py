@@ -39,6 +39,7 @@ def test_rescore_puts_the_human_win_rate_in_the_gate_and_the_report(runs_dir: Pa
     assert f"{len(rows)} of {len(rows) + 1} test rows reviewed" in summary["decision_reasons"][-1]
     assert summary["training"] == before["training"] and summary["timings"] == before["timings"]
     html = run.report_html.read_text()
+    assert "How to use this model" in html and "/v1/chat/completions" in html
     assert "Human review" in html and html.index('class="chart forest"') < html.index("Metrics on the test split")
     browser_page.goto(run.report_html.as_uri())
     browser_page.screenshot(path=str(SCREENSHOTS / "report-first-screen.png"))

@@ -12,7 +12,7 @@ from tunewright.report.markdown import render_markdown
 from tunewright.report.plots import loss_curve_png, write_bytes
 from tunewright.report.sections import confusion_section, intervals_section, probe_sections, round_comparison
 from tunewright.report.view import Section, build_view
-from tunewright.runs import RunPaths, read_jsonl, write_text
+from tunewright.runs import ADAPTER_MANIFEST, RunPaths, read_json, read_jsonl, write_text
 
 __all__ = ["write_reports"]
 
@@ -32,6 +32,7 @@ def write_reports(run: RunPaths, summary: dict[str, Any], other: tuple[str, dict
     confusion = confusion_section(evaluation["candidates"])
     sections += [item for item in (intervals, confusion) if item is not None]
     sections += probe_sections(evaluation.get("probes", {}))
+    sections.append(usage_section(run, summary))
     human = human_section(evaluation.get("human_review"))
     if human is not None:
         sections.insert(0, human)
@@ -48,6 +49,24 @@ def _charts(evaluation: dict[str, Any]) -> str:
              ("Confusion matrix (fine-tuned)",
               confusion_heatmap(evaluation["candidates"].get("finetuned", {}).get("confusion") or {}))]
     return "".join(f"<h2>{title}</h2>{svg}" for title, svg in parts if svg)
+
+
+def usage_section(run: RunPaths, summary: dict[str, Any]) -> Section:
+    """How to use this model: the system prompt and stop tokens it was trained with, and the commands."""
+    manifest_path = run.root / summary.get("artifacts", {}).get("adapter", "adapter") / ADAPTER_MANIFEST
+    manifest = read_json(manifest_path) if manifest_path.is_file() else {}
+    name = summary["task"]
+    paragraphs = [
+        "Send this system prompt with every request (the server adds it when a request has none): "
+        f"{manifest.get('system_prompt', '(see config.yaml task.system_prompt)')}",
+        f"Stop at the end-of-turn token(s) it learned: ids {manifest.get('stop_token_ids', '?')} "
+        "(saved with the adapter; `tunewright serve` and evaluation use exactly those).",
+        f"Serve it: tunewright adapters add {run.root} --name {name} --library adapters, then "
+        "tunewright serve --adapters adapters and send model: " + name + " to /v1/chat/completions.",
+        f"Export it: tunewright merge {run.root} (one merged safetensors model) or "
+        f"tunewright export {run.root} --format gguf (llama.cpp, Ollama).",
+    ]
+    return Section("How to use this model", paragraphs)
 
 
 def human_section(human: dict[str, Any] | None) -> Section | None:

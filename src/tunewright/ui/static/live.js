@@ -21,15 +21,16 @@
     if (!values.length) return;
     const steps = points.map((p) => p.step);
     const x0 = Math.min(...steps), x1 = Math.max(...steps, x0 + 1);
-    const y0 = Math.min(...values, 0), y1 = Math.max(...values) * 1.05 || 1;
+    const low = Math.min(...values), high = Math.max(...values), pad = (high - low) * 0.08 || 0.05;
+    const y0 = Math.max(0, low - pad), y1 = high + pad;
     const x = (s) => L + (s - x0) / (x1 - x0) * (W - L - R);
     const y = (v) => T + (1 - (v - y0) / (y1 - y0)) * (H - T - B);
     el("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#999" });
     el("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#999" });
     [y0, (y0 + y1) / 2, y1].forEach((v) => el("text", { x: L - 4, y: y(v) + 4, "text-anchor": "end",
       "font-size": 11, fill: "#555" }, v.toFixed(2)));
-    [x0, x1].forEach((s) => el("text", { x: x(s), y: H - 10, "text-anchor": "middle", "font-size": 11,
-      fill: "#555" }, "step " + s));
+    [[x0, "start"], [x1, "end"]].forEach(([s, anchor]) => el("text", { x: x(s), y: H - 10, "text-anchor": anchor,
+      "font-size": 11, fill: "#555" }, "step " + s));
     for (const [key, colour] of [["train_loss", "#2b6cb0"], ["val_loss", "#dd6b20"]]) {
       const kept = points.filter((p) => p[key] !== null && p[key] !== undefined);
       if (!kept.length) continue;
