@@ -1,4 +1,5 @@
-# Two entry points: `make demo` runs the whole loop on the packaged model; `make test` runs the tests.
+# Two entry points: `make demo` runs the whole loop on the packaged model; `make test` runs the tests
+# (it installs Debian's chromium when missing: the dashboard tests drive it through Playwright).
 # Each creates .venv if missing and installs what it needs. torch comes first, pinned through
 # constraints.txt so no later install can swap in another build.
 VENV ?= .venv
@@ -12,6 +13,7 @@ demo: $(STAMP)
 	$(VENV)/bin/tunewright quickstart
 
 test: $(STAMP) $(VENV)/.tunewright-dev
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports

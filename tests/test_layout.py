@@ -37,3 +37,10 @@ def test_no_function_exceeds_60_lines() -> None:
                 if length > MAX_FUNCTION_LINES:
                     long[f"{path.relative_to(SRC)}:{node.name}"] = length
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def test_the_dashboard_never_imports_torch_or_other_stages_internals() -> None:
+    for path in [SRC / "review.py", *(SRC / "ui").glob("*.py")]:
+        text = path.read_text(encoding="utf-8")
+        for forbidden in ("import torch", "tunewright.train", "tunewright.evaluate", "tunewright.serve"):
+            assert forbidden not in text, f"{path.name} imports {forbidden}"

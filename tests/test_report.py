@@ -152,7 +152,9 @@ def test_reports_show_intervals_confusion_and_probes(tmp_path: Path) -> None:
         assert "[+5.0, +60.0]" in text and "better" in text and "not distinguishable" in text
         assert "Confusion matrix" in text and "reference" in text
         assert "a long copied span" in text and "1 of 3 fine-tuned test answers" in text
-        assert "a drop of 25.0 points" in text and "capital of France" in text
+        assert "fact 50.0% to 25.0%" in text and "capital of France" in text
+        assert "Forgetting: on fact questions the base model passes 50.0%" in text  # in the alerts at the top
+        assert text.index("Forgetting: on fact") < text.index("Metrics on the test split")
         assert "changed its label on 1 (25.0%)" in text and "Mary lost her card" in text
 
 

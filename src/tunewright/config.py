@@ -180,6 +180,13 @@ GateMetric = Literal["label_accuracy", "macro_f1", "rubric_pass_rate", "exact_ma
                      "semantic_similarity", "judge_pass_rate"]
 
 
+class HumanGate(Section):
+    min: float = Field(ge=0, le=1, description="Smallest human win rate of the fine-tuned model over the best "
+                       "baseline in blind pairwise review (a tie counts half), e.g. 0.6.")
+    min_rows: int = Field(50, gt=0, description="Test rows that must have a human verdict before the gate counts "
+                          "the win rate; fewer is a FAIL (grade them with `tunewright ui`).")
+
+
 class GateConfig(Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -199,6 +206,9 @@ class GateConfig(Section):
     max_regression: dict[str, float] = Field(
         default_factory=dict, description="Largest allowed drop per metric against the best baseline on that "
         "metric, e.g. {semantic_similarity: 0.05, 'rubric.concise': 0.02}.",
+    )
+    human_win_rate: HumanGate | None = Field(
+        None, description="If set, blind human review (runs/<name>/review/verdicts.jsonl) must reach this win rate.",
     )
 
 

@@ -103,6 +103,23 @@ def finish_run(config: Config, run: RunPaths, announce: Announce, show_progress:
     return summary
 
 
+def rescore_run(config: Config, run: RunPaths) -> dict[str, Any]:
+    """Score the predictions on disk again (the human verdicts as they are now), decide, rewrite the
+    reports and summary; training facts and timings stay those of the run."""
+    from tunewright.evaluate import score_run
+    from tunewright.report import write_reports
+
+    if not run.summary.exists():
+        raise DataError(f"{run.summary}: no summary yet; run `tunewright eval {run.root}` without --rescore")
+    previous = read_json(run.summary)
+    result = score_run(config, run)
+    summary = build_summary(config, run, result.to_json())
+    summary["timings"] = previous["timings"]
+    write_reports(run, summary)
+    write_json(run.summary, summary)
+    return summary
+
+
 def build_summary(config: Config, run: RunPaths, evaluation: dict[str, Any]) -> dict[str, Any]:
     """summary.json without its timings, which finish_run adds once the report is written."""
     manifest = read_json(run.split_manifest)
@@ -123,6 +140,7 @@ def build_summary(config: Config, run: RunPaths, evaluation: dict[str, Any]) -> 
             "comparisons": evaluation.get("comparisons", []),
             "bootstrap_resamples": config.eval.bootstrap_resamples,
             "probes": evaluation.get("probes", {}),
+            "human_review": evaluation.get("human_review"),
         },
         "artifacts": {
             "adapter": _relative(run.adapter, run.root),

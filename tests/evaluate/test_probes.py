@@ -27,6 +27,16 @@ def test_memorisation_finds_a_long_copied_span_and_ignores_short_overlap() -> No
     assert result.examples[0]["training_example"] == "t1"
 
 
+def test_memorisation_does_not_count_the_answer_format_every_training_answer_shares() -> None:
+    opening = "[Intent: Fraud Report] I'm sorry you are dealing with this, let us sort it out now."
+    train = [example(f"t{i}", "q", f"{opening} Detail {i} is the one part of this answer no other training answer has.")
+             for i in range(20)]
+    outputs = [("a", f"{opening} Could you tell us when it happened?"),
+               ("b", "Detail 7 is the one part of this answer no other training answer has, it says.")]
+    result = memorisation(outputs, train, span=12)
+    assert result.copied == 1 and result.examples[0]["example_id"] == "b"
+
+
 def test_the_general_probe_set_ships_and_grades() -> None:
     probes = general_probes()
     assert len(probes) >= 20 and {p.kind for p in probes} == {"fact", "arithmetic", "instruction"}

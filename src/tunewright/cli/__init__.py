@@ -15,7 +15,7 @@ from tunewright.cli.common import STATE, app, err
 from tunewright.errors import EXIT_INTERRUPTED, TunewrightError
 
 # Importing a module registers its commands; `--help` lists them in this order, the loop's order.
-for _stage in ("loop", "data", "training", "evaluation", "deploy"):
+for _stage in ("loop", "data", "training", "evaluation", "deploy", "ui"):
     importlib.import_module(f"tunewright.cli.{_stage}")
 
 __all__ = ["app", "main"]

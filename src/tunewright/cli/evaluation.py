@@ -14,15 +14,23 @@ from tunewright.runs import existing_run, read_json
 
 
 @app.command("eval")
-def evaluate(run_dir: Path, overrides: list[str] = SetOption) -> None:
+def evaluate(
+    run_dir: Path,
+    overrides: list[str] = SetOption,
+    rescore: bool = typer.Option(False, "--rescore", help="Score the predictions already on disk again (new "
+                                 "human verdicts, a changed gate) without generating; rewrites the reports."),
+) -> None:
     """Evaluate a trained run against prompting baselines; exit 3 on no-go."""
     import time
 
-    from tunewright.pipeline import finish_run
+    from tunewright.pipeline import finish_run, rescore_run
 
     run_paths = existing_run(run_dir)
     loaded = load_config(run_paths.config, overrides)
-    summary = finish_run(loaded, run_paths, announce, True, {}, time.perf_counter())
+    if rescore:
+        summary = rescore_run(loaded, run_paths)
+    else:
+        summary = finish_run(loaded, run_paths, announce, True, {}, time.perf_counter())
     print_summary(run_paths, summary)
 
 

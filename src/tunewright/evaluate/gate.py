@@ -1,6 +1,7 @@
 """The go / no-go decision: the fine-tuned model must beat a baseline (the best prompting baseline by
 default) by the margin in the config, optionally with the bootstrap interval's lower end above a bar,
-without giving up more than allowed on the metrics named in max_regression (rubric included)."""
+without giving up more than allowed on the metrics named in max_regression (rubric included), and, if
+the config asks, with a human win rate from blind pairwise review at or above its bar."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from tunewright.config import GateConfig
 from tunewright.evaluate.metrics import CandidateMetrics
 from tunewright.evaluate.stats import Comparison
+from tunewright.review import HumanReview
 
 FINETUNED = "finetuned"
 # Metrics are ratios of small counts (17/20 - 16/20 != 0.05 in floats): a result exactly at the
@@ -31,16 +33,23 @@ def metric_value(metrics: CandidateMetrics, name: str) -> float | None:
     return value if isinstance(value, float | int) else None
 
 
+def best_baseline(gate: GateConfig, candidates: dict[str, CandidateMetrics]) -> str:
+    """The baseline the gate compares with: gate.beat, or the best on gate.metric; "" when none."""
+    baselines = {name: m for name, m in candidates.items() if name != FINETUNED}
+    if not baselines:
+        return ""
+    if gate.beat == "best_baseline" or gate.beat not in baselines:
+        return max(baselines, key=lambda name: metric_value(baselines[name], gate.metric) or 0.0)
+    return gate.beat
+
+
 def decide(gate: GateConfig, candidates: dict[str, CandidateMetrics],
-           comparisons: list[Comparison] | None = None) -> Decision:
+           comparisons: list[Comparison] | None = None, human: HumanReview | None = None) -> Decision:
     tuned = candidates[FINETUNED]
     baselines = {name: m for name, m in candidates.items() if name != FINETUNED}
     if not baselines:
         return Decision("no-go", ["no baseline was evaluated, so there is nothing to beat"], "")
-    if gate.beat == "best_baseline" or gate.beat not in baselines:
-        best = max(baselines, key=lambda name: metric_value(baselines[name], gate.metric) or 0.0)
-    else:
-        best = gate.beat
+    best = best_baseline(gate, candidates)
     reasons, passed = [], True
     tuned_value = metric_value(tuned, gate.metric)
     best_value = metric_value(baselines[best], gate.metric) or 0.0  # a baseline without it scores 0
@@ -74,4 +83,20 @@ def decide(gate: GateConfig, candidates: dict[str, CandidateMetrics],
         passed &= keeps
         reasons.append(f"{metric}: finetuned {ours:.3f} vs best baseline {max(theirs):.3f} "
                        f"(may drop at most {allowed:.3f}): {'pass' if keeps else 'FAIL'}")
+    if gate.human_win_rate is not None:
+        reason, ok = _human_condition(gate, best, human)
+        passed &= ok
+        reasons.append(reason)
     return Decision("go" if passed else "no-go", reasons, best)
+
+
+def _human_condition(gate: GateConfig, best: str, human: HumanReview | None) -> tuple[str, bool]:
+    assert gate.human_win_rate is not None
+    bar, needed = gate.human_win_rate.min, gate.human_win_rate.min_rows
+    rows = human.rows if human is not None else 0
+    if human is None or human.win_rate is None or rows < needed:
+        return (f"human win rate vs {best}: {rows} of {needed} test rows reviewed (grade them with "
+                f"`tunewright ui`): FAIL"), False
+    ok = human.win_rate >= bar - TOLERANCE
+    return (f"human win rate vs {best}: {human.win_rate:.3f} on {rows} rows (needs {bar:.3f}): "
+            f"{'pass' if ok else 'FAIL'}"), ok

@@ -1,5 +1,6 @@
 """Score every candidate with predictions on disk, compare the fine-tuned model with each baseline
-(paired bootstrap 95 % intervals), read the probes and let the gate decide; writes eval_result.json."""
+(paired bootstrap 95 % intervals), read the probes and the human verdicts, and let the gate decide;
+writes eval_result.json (and the judge's per-row verdicts, eval/judge.json, for agreement with humans)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tunewright.config import Config
-from tunewright.evaluate.gate import FINETUNED, decide
+from tunewright.evaluate.gate import FINETUNED, best_baseline, decide
 from tunewright.evaluate.metrics import COMPARED, CandidateMetrics, row_scores, score
 from tunewright.evaluate.probes import forgetting, memorisation
 from tunewright.evaluate.stats import Comparison, bootstrap_indices, paired_difference
 from tunewright.records import Example, Prediction
+from tunewright.review import summarise
 from tunewright.runs import RunPaths, read_json, read_jsonl, write_json
 
 BASELINES = ("zero_shot", "few_shot", "retrieved_few_shot")
@@ -27,6 +29,7 @@ class EvalResult:
     few_shot_ids: list[str]
     comparisons: list[dict[str, Any]] = field(default_factory=list)
     probes: dict[str, Any] = field(default_factory=dict)
+    human_review: dict[str, Any] | None = None  # review.HumanReview against the best baseline
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,7 +54,13 @@ def score_run(config: Config, run: RunPaths) -> EvalResult:
         candidates[name] = score(config.task, rows, similarity.get(name), verdicts, failures)
         per_row[name] = row_scores(config.task, rows, similarity.get(name), verdicts)
     comparisons = compare(config, per_row, len(predictions[FINETUNED]))
-    decision = decide(config.eval.gate, candidates, comparisons)
+    judge_rows = {name: {p.example_id: verdict for p, verdict in zip(predictions[name], verdicts, strict=True)}
+                  for name, (verdicts, _) in judged.items()}
+    if judge_rows:
+        write_json(run.eval_dir / "judge.json", judge_rows)
+    best = best_baseline(config.eval.gate, candidates)
+    human = summarise(run.root, best, judge_rows, config.eval.seed) if best else None
+    decision = decide(config.eval.gate, candidates, comparisons, human)
     shots_file = run.eval_dir / "few_shot_examples.json"
     result = EvalResult(
         test_rows=candidates[FINETUNED].rows,
@@ -62,6 +71,7 @@ def score_run(config: Config, run: RunPaths) -> EvalResult:
         few_shot_ids=[str(i) for i in read_json(shots_file)] if shots_file.exists() else [],
         comparisons=[comparison.to_json() for comparison in comparisons],
         probes=_probes(config, run, predictions[FINETUNED]),
+        human_review=human.to_json() if human is not None else None,
     )
     write_json(run.eval_result, result.to_json())
     return result

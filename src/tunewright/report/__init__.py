@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from tunewright.report.charts import confusion_heatmap, forest_plot, grouped_bars
 from tunewright.report.examples import compare_examples
 from tunewright.report.html import render_html
 from tunewright.report.markdown import render_markdown
 from tunewright.report.plots import loss_curve_png, write_loss_plot
 from tunewright.report.sections import confusion_section, intervals_section, probe_sections, round_comparison
 from tunewright.report.view import Section, build_view
-from tunewright.runs import RunPaths, read_jsonl, write_bytes, write_text
+from tunewright.runs import ADAPTER_MANIFEST, RunPaths, read_json, read_jsonl, write_bytes, write_text
 
 __all__ = ["write_loss_plot", "write_reports"]
 
@@ -31,7 +32,54 @@ def write_reports(run: RunPaths, summary: dict[str, Any], other: tuple[str, dict
     confusion = confusion_section(evaluation["candidates"])
     sections += [item for item in (intervals, confusion) if item is not None]
     sections += probe_sections(evaluation.get("probes", {}))
+    sections.append(usage_section(run, summary))
+    human = human_section(evaluation.get("human_review"))
+    if human is not None:
+        sections.insert(0, human)
     view = build_view(summary, run.loss_plot.name, comparisons, comparison_summary, sections)
     write_bytes(run.loss_plot, loss_png)
     write_text(run.report_md, render_markdown(view))
-    write_text(run.report_html, render_html(view, loss_png))
+    write_text(run.report_html, render_html(view, loss_png, _charts(evaluation)))
+
+
+def _charts(evaluation: dict[str, Any]) -> str:
+    """The pictures first: differences with their intervals, metrics per candidate, the confusion heatmap."""
+    parts = [("Differences with 95 % intervals", forest_plot(evaluation.get("comparisons", []))),
+             ("Metrics per candidate", grouped_bars(evaluation["candidates"])),
+             ("Confusion matrix (fine-tuned)",
+              confusion_heatmap(evaluation["candidates"].get("finetuned", {}).get("confusion") or {}))]
+    return "".join(f"<h2>{title}</h2>{svg}" for title, svg in parts if svg)
+
+
+def usage_section(run: RunPaths, summary: dict[str, Any]) -> Section:
+    """How to use this model: the system prompt and stop tokens it was trained with, and the commands."""
+    manifest_path = run.root / summary.get("artifacts", {}).get("adapter", "adapter") / ADAPTER_MANIFEST
+    manifest = read_json(manifest_path) if manifest_path.is_file() else {}
+    name = summary["task"]
+    paragraphs = [
+        "Send this system prompt with every request (the server adds it when a request has none): "
+        f"{manifest.get('system_prompt', '(see config.yaml task.system_prompt)')}",
+        f"Stop at the end-of-turn token(s) it learned: ids {manifest.get('stop_token_ids', '?')} "
+        "(saved with the adapter; `tunewright serve` and evaluation use exactly those).",
+        f"Serve it: tunewright adapters add {run.root} --name {name} --library adapters, then "
+        "tunewright serve --adapters adapters and send model: " + name + " to /v1/chat/completions.",
+        f"Export it: tunewright merge {run.root} (one merged safetensors model) or "
+        f"tunewright export {run.root} --format gguf (llama.cpp, Ollama).",
+    ]
+    return Section("How to use this model", paragraphs)
+
+
+def human_section(human: dict[str, Any] | None) -> Section | None:
+    """Blind pairwise review, as recorded when the run was last scored."""
+    if not human or human.get("win_rate") is None:
+        return None
+    low, high = human["ci95"]
+    text = (f"In blind pairwise review against {human['baseline']}, {human['reviewers']} reviewer(s) graded "
+            f"{human['rows']} test rows: the fine-tuned model won {human['wins']}, lost {human['losses']} and tied "
+            f"{human['ties']} (a tie counts half), a human win rate of {human['win_rate'] * 100:.1f} % "
+            f"(95 % interval {low * 100:.1f} to {high * 100:.1f} %).")
+    paragraphs = [text]
+    if human.get("judge_kappa") is not None:
+        paragraphs.append(f"Agreement between the LLM judge and the reviewers: Cohen's kappa "
+                          f"{human['judge_kappa']:.2f} on {human['judge_rows']} verdicts.")
+    return Section("Human review", paragraphs)

@@ -23,9 +23,11 @@ def compare_examples(run: RunPaths, best_baseline: str) -> tuple[list[Comparison
     ]
     improved = [c for c in comparisons if c.change == "improved"]
     regressed = [c for c in comparisons if c.change == "regressed"]
+    shown = pick_shown(improved, regressed, [c for c in comparisons if not c.change])
     summary = (f"{FINETUNED} vs {best_baseline} on {len(comparisons)} test rows: "
-               f"{len(improved)} improved, {len(regressed)} regressed.")
-    return pick_shown(improved, regressed, [c for c in comparisons if not c.change]), summary
+               f"{len(improved)} improved, {len(regressed)} regressed. Shown here: {len(shown)} of them "
+               f"(improved and regressed first); every row is in eval/predictions-*.jsonl and `tunewright ui`.")
+    return shown, summary
 
 
 def pick_shown(improved: list[Comparison], regressed: list[Comparison],

@@ -28,7 +28,7 @@ th { background: #f6f8fa; } td.number { text-align: right; font-variant-numeric:
 """
 
 
-def render_html(view: ReportView, loss_png: bytes) -> str:
+def render_html(view: ReportView, loss_png: bytes, charts: str = "") -> str:
     reasons = "".join(f"<li>{escape(reason)}</li>" for reason in view.reasons)
     alerts = "".join(f'<p class="alert">⚠️ {escape(alert)}</p>' for alert in view.alerts)
     notes = "".join(f"<li>{escape(note)}</li>" for note in view.candidate_notes)
@@ -38,6 +38,7 @@ def render_html(view: ReportView, loss_png: bytes) -> str:
         f"<p>{escape(view.verdict)}</p><ul>{reasons}</ul></div>",
         f'<p class="facts">{" · ".join(escape(fact) for fact in view.facts)}</p>',
         alerts,
+        charts,
         "<h2>Metrics on the test split</h2>",
         f"<p>{escape(view.gate)}</p>",
         table(view.metrics),
@@ -63,7 +64,10 @@ def render_html(view: ReportView, loss_png: bytes) -> str:
 
 def section(item: Section) -> str:
     paragraphs = "".join(f"<p>{escape(text)}</p>" for text in item.paragraphs)
-    return f"<h2>{escape(item.title)}</h2>{paragraphs}" + "".join(table(t) for t in item.tables)
+    body = paragraphs + "".join(table(t) for t in item.tables)
+    if item.folded:
+        return f"<details><summary><strong>{escape(item.title)}</strong> (table)</summary>{body}</details>"
+    return f"<h2>{escape(item.title)}</h2>{body}"
 
 
 def table(content: Table) -> str:

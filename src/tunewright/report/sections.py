@@ -40,7 +40,7 @@ def intervals_section(comparisons: list[dict[str, Any]], resamples: int | None) 
             + (f", {resamples} resamples" if resamples else "") + "). An interval that contains 0 means the "
             "test set cannot tell the two apart on that metric.")
     table = Table(["metric", "baseline", "difference (points)", "95 % interval", "reading"], rows)
-    return Section("Differences with 95 % intervals", [note], [table])
+    return Section("Differences with 95 % intervals", [note], [table], folded=True)
 
 
 def confusion_section(candidates: dict[str, dict[str, Any]]) -> Section | None:
@@ -71,9 +71,11 @@ def probe_sections(probes: dict[str, Any]) -> list[Section]:
         sections.append(Section("Probe: memorisation", [text], tables))
     forgot = probes.get("forgetting")
     if forgot:
-        text = (f"On {forgot['probes']} general questions shipped with tunewright (facts, arithmetic, "
-                f"instructions), the base model passes {percent(forgot['base_pass_rate'])} and the fine-tuned "
-                f"model {percent(forgot['finetuned_pass_rate'])}: a drop of {forgot['drop'] * 100:.1f} points.")
+        per_kind = "; ".join(f"{kind} {percent(r['base'])} to {percent(r['finetuned'])}"
+                             for kind, r in forgot["by_kind"].items())
+        text = (f"On {forgot['probes']} general questions shipped with tunewright, base to fine-tuned by kind: "
+                f"{per_kind} (all kinds {percent(forgot['base_pass_rate'])} to "
+                f"{percent(forgot['finetuned_pass_rate'])}).")
         kinds = Table(["kind", "base", "fine-tuned"],
                       [[kind, percent(r["base"]), percent(r["finetuned"])] for kind, r in forgot["by_kind"].items()])
         lost = Table(["question", "base answer", "fine-tuned answer"],

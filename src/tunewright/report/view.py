@@ -45,6 +45,7 @@ class Section:
     title: str
     paragraphs: list[str] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
+    folded: bool = False  # long evidence the HTML report folds (the pictures above it carry the gist)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def build_view(summary: dict[str, Any], plot_name: str, comparisons: list[Compar
         verdict=VERDICTS[summary["decision"]],
         reasons=list(summary["decision_reasons"]),
         facts=context_facts(summary),
-        alerts=training_alerts(summary["training"]),
+        alerts=training_alerts(summary["training"]) + forgetting_alerts(evaluation.get("probes", {})),
         gate=gate_line(evaluation["gate"], evaluation["best_baseline"]),
         best_baseline=evaluation["best_baseline"],
         candidate_notes=[f"{name}: {CANDIDATE_NOTES.get(name, 'an OpenAI-compatible endpoint')}" for name in order],
@@ -147,6 +148,17 @@ def training_alerts(training: dict[str, Any]) -> list[str]:
         return []
     return ["Overfitting alert: validation loss kept rising while training loss fell. "
             "The adapter kept is the one from the best step, before the rise."]
+
+
+FORGETTING_ALERT = 0.15  # a drop this large in one kind of general question is news, whatever the average
+
+
+def forgetting_alerts(probes: dict[str, Any]) -> list[str]:
+    """One line per kind of general question (facts, arithmetic...) the fine-tune lost much of."""
+    by_kind = (probes.get("forgetting") or {}).get("by_kind", {})
+    return [f"Forgetting: on {kind} questions the base model passes {percent(rates['base'])}, the fine-tuned "
+            f"model {percent(rates['finetuned'])}." for kind, rates in by_kind.items()
+            if rates["base"] - rates["finetuned"] >= FORGETTING_ALERT]
 
 
 def gate_line(gate: dict[str, Any], best_baseline: str) -> str:

@@ -5,6 +5,7 @@ counterfactual fairness (names, genders and places swapped in test inputs; label
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,13 +32,22 @@ class Memorisation:
     examples: list[dict[str, str]] = field(default_factory=list)
 
 
+TEMPLATE_SHARE = 0.05  # a span in this share of training answers (at least 2) is template, not content
+
+
 def memorisation(outputs: list[tuple[str, str]], train: list[Example], span: int) -> Memorisation:
-    """Share of (example id, output) whose output repeats `span` consecutive tokens of a training answer."""
+    """Share of (example id, output) whose output repeats `span` consecutive tokens of a training answer.
+    Spans many training answers share are the answer's format ("[Intent: X] I'm sorry you..."), learned
+    on purpose: they do not count as copies."""
     seen: dict[tuple[str, ...], str] = {}
+    shared_by: dict[tuple[str, ...], int] = {}
     for example in train:
         words = tokens(example.reference)
-        for start in range(len(words) - span + 1):
-            seen.setdefault(tuple(words[start:start + span]), example.id)
+        for key in {tuple(words[start:start + span]) for start in range(len(words) - span + 1)}:
+            seen.setdefault(key, example.id)
+            shared_by[key] = shared_by.get(key, 0) + 1
+    template = max(2, math.ceil(TEMPLATE_SHARE * len(train)))
+    seen = {key: source for key, source in seen.items() if shared_by[key] < template}
     listed: list[dict[str, str]] = []
     copied = 0
     for example_id, output in outputs:
