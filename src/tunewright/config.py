@@ -191,7 +191,7 @@ class GateConfig(Section):
     )
 
 
-BaselineName = Literal["zero_shot", "few_shot", "retrieved_few_shot"]
+BaselineName = Literal["zero_shot", "few_shot", "retrieved_few_shot", "embedding_knn", "embedding_classifier"]
 
 
 class EndpointConfig(Section):
@@ -231,7 +231,10 @@ class EvalConfig(Section):
     )
     candidates: list[BaselineName] = Field(
         default_factory=lambda: list(get_args(BaselineName)),
-        description="Prompting baselines run on the base model (retrieved_few_shot needs the MiniLM package).",
+        description="Baselines: prompting the base model (zero_shot, few_shot, retrieved_few_shot) and, for tasks "
+        "with labels, classifiers on the packaged MiniLM embeddings (embedding_knn: the nearest training input's "
+        "label; embedding_classifier: logistic regression). retrieved_few_shot and the embedding baselines need "
+        "the MiniLM package.",
     )
     endpoints: list[EndpointConfig] = Field(default_factory=list, description="OpenAI-compatible candidates.")
     judge: JudgeConfig | None = Field(None, description="Optional LLM-as-judge (OpenAI-compatible endpoint).")

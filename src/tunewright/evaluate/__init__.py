@@ -12,6 +12,7 @@ from tunewright.chat import stop_token_ids
 from tunewright.config import Config
 from tunewright.evaluate.candidates import few_shot_chats, pick_shots, retrieved_few_shot_chats, zero_shot_chats
 from tunewright.evaluate.constrained import LabelTrie, build_trie, label_format
+from tunewright.evaluate.embedding_baselines import EMBEDDING_BASELINES, embedding_answers
 from tunewright.evaluate.endpoint import api_key, chat_completion
 from tunewright.evaluate.gate import FINETUNED
 from tunewright.evaluate.generate import Chat, generate_replies
@@ -38,6 +39,10 @@ def evaluate_baselines(config: Config, run: RunPaths, show_progress: bool = True
     constraint = label_constraint(config, tokenizer, train)
     system = config.task.system_prompt
     for name in config.eval.candidates:
+        if name in EMBEDDING_BASELINES:
+            if config.task.labels:  # a classifier needs labels; free-form tasks skip these baselines
+                _write_embedding_predictions(config, run, name, test, train)
+            continue
         if name == "zero_shot":
             chats = zero_shot_chats(test, system)
         elif name == "few_shot":
@@ -165,8 +170,15 @@ def _generate(config: Config, model: Any, tokenizer: Any, chats: list[Chat], nam
     return [reply.text for reply in replies]
 
 
+def _write_embedding_predictions(config: Config, run: RunPaths, name: str, test: list[Example],
+                                 train: list[Example]) -> None:
+    answers = embedding_answers(name, train, test, config.task.labels)
+    _write_predictions(config, run, name, test, [answer.output for answer in answers],
+                       [answer.confidence for answer in answers])
+
+
 def _write_predictions(config: Config, run: RunPaths, candidate: str, test: list[Example],
-                       replies: list[str]) -> None:
+                       replies: list[str], confidences: list[float | None] | None = None) -> None:
     rows = [
         Prediction(
             example_id=example.id,
@@ -176,7 +188,8 @@ def _write_predictions(config: Config, run: RunPaths, candidate: str, test: list
             label=example.label,
             predicted_label=extract_label(reply, config.task.label_regex),
             rubric=grade_rubric(config.task, reply),
+            confidence=confidence,
         )
-        for example, reply in zip(test, replies, strict=True)
+        for example, reply, confidence in zip(test, replies, confidences or [None] * len(test), strict=True)
     ]
     write_jsonl(run.predictions(candidate), [asdict(row) for row in rows])

@@ -75,3 +75,33 @@ def decide(gate: GateConfig, candidates: dict[str, CandidateMetrics],
         reasons.append(f"{metric}: finetuned {ours:.3f} vs best baseline {max(theirs):.3f} "
                        f"(may drop at most {allowed:.3f}): {'pass' if keeps else 'FAIL'}")
     return Decision("go" if passed else "no-go", reasons, best)
+
+
+LABEL_METRICS = ("label_accuracy", "macro_f1")
+EMBEDDING_CANDIDATES = ("embedding_knn", "embedding_classifier")  # evaluate/embedding_baselines.py
+ADDED_METRICS = ("rubric_pass_rate", "semantic_similarity", "rouge_l", "exact_match", "judge_pass_rate")
+
+
+def label_without_llm(gate: GateConfig, candidates: dict[str, CandidateMetrics]) -> dict[str, object] | None:
+    """The best embedding classifier, when it passes the gate's label metric on its own: it beats the
+    best prompting baseline by the gate's margin, as the fine-tune must. Says whether the fine-tune
+    beats it by that margin too, and on which other metrics the fine-tune is ahead (e.g. the reply)."""
+    if gate.metric not in LABEL_METRICS or FINETUNED not in candidates:
+        return None
+    embedding = {n: v for n in EMBEDDING_CANDIDATES if n in candidates
+                 and (v := metric_value(candidates[n], gate.metric)) is not None}
+    prompting = [v for n, m in candidates.items() if n != FINETUNED and n not in EMBEDDING_CANDIDATES
+                 and (v := metric_value(m, gate.metric)) is not None]
+    if not embedding:
+        return None
+    best = max(embedding, key=lambda name: embedding[name])
+    bar = max(prompting, default=0.0)
+    if embedding[best] - bar < gate.beat_by - TOLERANCE:
+        return None
+    tuned = metric_value(candidates[FINETUNED], gate.metric)
+    added = {metric: {"finetuned": ours, best: theirs} for metric in ADDED_METRICS
+             if (ours := metric_value(candidates[FINETUNED], metric)) is not None
+             and (theirs := metric_value(candidates[best], metric)) is not None and ours > theirs + TOLERANCE}
+    needed = tuned is not None and tuned - embedding[best] >= gate.beat_by - TOLERANCE
+    return {"candidate": best, "metric": gate.metric, "value": embedding[best], "best_prompting": bar,
+            "finetuned": tuned, "finetune_needed": needed, "finetune_adds": added}

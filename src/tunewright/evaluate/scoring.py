@@ -7,14 +7,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tunewright.config import Config
-from tunewright.evaluate.gate import FINETUNED, decide
+from tunewright.evaluate.gate import FINETUNED, decide, label_without_llm
 from tunewright.evaluate.metrics import COMPARED, CandidateMetrics, row_scores, score
 from tunewright.evaluate.probes import forgetting, memorisation
 from tunewright.evaluate.stats import Comparison, bootstrap_indices, paired_difference
 from tunewright.records import Example, Prediction
 from tunewright.runs import RunPaths, read_json, read_jsonl, write_json
 
-BASELINES = ("zero_shot", "few_shot", "retrieved_few_shot")
+BASELINES = ("zero_shot", "few_shot", "retrieved_few_shot", "embedding_knn", "embedding_classifier")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class EvalResult:
     few_shot_ids: list[str]
     comparisons: list[dict[str, Any]] = field(default_factory=list)
     probes: dict[str, Any] = field(default_factory=dict)
+    label_without_llm: dict[str, Any] | None = None  # evaluate/gate.py label_without_llm
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +63,7 @@ def score_run(config: Config, run: RunPaths) -> EvalResult:
         few_shot_ids=[str(i) for i in read_json(shots_file)] if shots_file.exists() else [],
         comparisons=[comparison.to_json() for comparison in comparisons],
         probes=_probes(config, run, predictions[FINETUNED]),
+        label_without_llm=label_without_llm(config.eval.gate, candidates),
     )
     write_json(run.eval_result, result.to_json())
     return result
