@@ -124,6 +124,7 @@ def build_summary(config: Config, run: RunPaths, evaluation: dict[str, Any], tim
             "bootstrap_resamples": config.eval.bootstrap_resamples,
             "probes": evaluation.get("probes", {}),
             "label_without_llm": evaluation.get("label_without_llm"),
+            "calibration": evaluation.get("calibration", {}),
         },
         "artifacts": {
             "adapter": _relative(run.adapter, run.root),

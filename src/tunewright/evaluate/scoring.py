@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tunewright.config import Config
+from tunewright.evaluate.calibration import coverage_curve, expected_calibration_error, reliability
 from tunewright.evaluate.gate import FINETUNED, decide, label_without_llm
 from tunewright.evaluate.metrics import COMPARED, CandidateMetrics, row_scores, score
 from tunewright.evaluate.probes import forgetting, memorisation
@@ -28,6 +29,7 @@ class EvalResult:
     comparisons: list[dict[str, Any]] = field(default_factory=list)
     probes: dict[str, Any] = field(default_factory=dict)
     label_without_llm: dict[str, Any] | None = None  # evaluate/gate.py label_without_llm
+    calibration: dict[str, Any] = field(default_factory=dict)  # per candidate with confidences
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,9 +66,24 @@ def score_run(config: Config, run: RunPaths) -> EvalResult:
         comparisons=[comparison.to_json() for comparison in comparisons],
         probes=_probes(config, run, predictions[FINETUNED]),
         label_without_llm=label_without_llm(config.eval.gate, candidates),
+        calibration={name: found for name, rows in predictions.items() if (found := calibration(rows))},
     )
     write_json(run.eval_result, result.to_json())
     return result
+
+
+def calibration(rows: list[Prediction]) -> dict[str, Any] | None:
+    """ECE, reliability bins and accuracy against coverage, for a candidate whose every labelled
+    prediction has a confidence; None otherwise."""
+    labelled = [p for p in rows if p.label is not None]
+    if not labelled or any(p.confidence is None for p in labelled):
+        return None
+    confidence = [float(p.confidence) for p in labelled if p.confidence is not None]
+    correct = [p.predicted_label == p.label for p in labelled]
+    return {"ece": expected_calibration_error(confidence, correct),
+            "reliability": [asdict(b) for b in reliability(confidence, correct)],
+            "coverage": [{"threshold": t, "coverage": c, "accuracy": a}
+                         for t, c, a in coverage_curve(confidence, correct)]}
 
 
 def compare(config: Config, per_row: dict[str, dict[str, Any]], rows: int) -> list[Comparison]:
