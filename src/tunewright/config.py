@@ -190,6 +190,14 @@ class GateConfig(Section):
         None, description="If set, the lower end of the paired bootstrap 95 % interval of the difference "
         "must be above this (e.g. 0: the win is not noise).",
     )
+    coverage: float | None = Field(
+        None, gt=0, le=1, description="With min_accuracy_at_coverage: the share of test rows the fine-tuned model "
+        "answers, its most confident first (the rest would go to task.escalation_reply), e.g. 0.8.",
+    )
+    min_accuracy_at_coverage: float | None = Field(
+        None, gt=0, le=1, description="If set (with `coverage`), the fine-tuned model's label accuracy on its most "
+        "confident `coverage` share of test rows must reach this.",
+    )
     max_rubric_regression: float = Field(
         0.02, ge=0, description="Largest allowed drop in rubric pass rate against the best baseline."
     )

@@ -92,3 +92,11 @@ def test_max_regression_on_any_metric() -> None:
     assert decide(GateConfig(max_regression={"rouge_l": 0.2}), pool).decision == "go"
     strict = decide(GateConfig(max_regression={"rouge_l": 0.05}), pool)
     assert strict.decision == "no-go" and strict.reasons[-1].startswith("rouge_l") and "FAIL" in strict.reasons[-1]
+
+
+@pytest.mark.parametrize(("measured", "decision"), [(0.95, "go"), (0.85, "no-go"), (None, "no-go")])
+def test_gate_can_require_accuracy_at_a_coverage(measured: float | None, decision: str) -> None:
+    gate = GateConfig(coverage=0.8, min_accuracy_at_coverage=0.9)
+    result = decide(gate, candidates(metrics(0.9), metrics(0.6), metrics(0.8)), accuracy_at_coverage=measured)
+    assert result.decision == decision
+    assert any("80% most confident rows" in reason for reason in result.reasons)

@@ -32,7 +32,9 @@ def metric_value(metrics: CandidateMetrics, name: str) -> float | None:
 
 
 def decide(gate: GateConfig, candidates: dict[str, CandidateMetrics],
-           comparisons: list[Comparison] | None = None) -> Decision:
+           comparisons: list[Comparison] | None = None, accuracy_at_coverage: float | None = None) -> Decision:
+    """`accuracy_at_coverage`: the fine-tuned model's label accuracy on its gate.coverage most confident
+    rows (None when it has no confidences)."""
     tuned = candidates[FINETUNED]
     baselines = {name: m for name, m in candidates.items() if name != FINETUNED}
     if not baselines:
@@ -62,6 +64,12 @@ def decide(gate: GateConfig, candidates: dict[str, CandidateMetrics],
         shown = "not computed" if lower is None else f"{lower:+.3f}"
         reasons.append(f"{gate.metric}: 95% interval of the difference to {best} starts at {shown} "
                        f"(must be above {gate.ci_lower_above:+.3f}): {'pass' if sure else 'FAIL'}")
+    if gate.min_accuracy_at_coverage is not None and gate.coverage is not None:
+        reaches = accuracy_at_coverage is not None and accuracy_at_coverage >= gate.min_accuracy_at_coverage - TOLERANCE
+        passed &= reaches
+        shown = "not measured (no confidences)" if accuracy_at_coverage is None else f"{accuracy_at_coverage:.3f}"
+        reasons.append(f"label accuracy on the {gate.coverage:.0%} most confident rows: {shown} "
+                       f"(needs {gate.min_accuracy_at_coverage:.3f}): {'pass' if reaches else 'FAIL'}")
     limits = dict(gate.max_regression)
     if tuned.rubric_pass_rate is not None:
         limits.setdefault("rubric_pass_rate", gate.max_rubric_regression)

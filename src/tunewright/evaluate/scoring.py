@@ -7,7 +7,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tunewright.config import Config
-from tunewright.evaluate.calibration import coverage_curve, expected_calibration_error, reliability
+from tunewright.evaluate.calibration import (
+    accuracy_at_coverage,
+    coverage_curve,
+    expected_calibration_error,
+    reliability,
+)
 from tunewright.evaluate.gate import FINETUNED, decide, label_without_llm
 from tunewright.evaluate.metrics import COMPARED, CandidateMetrics, row_scores, score
 from tunewright.evaluate.probes import forgetting, memorisation
@@ -54,7 +59,8 @@ def score_run(config: Config, run: RunPaths) -> EvalResult:
         candidates[name] = score(config.task, rows, similarity.get(name), verdicts, failures)
         per_row[name] = row_scores(config.task, rows, similarity.get(name), verdicts)
     comparisons = compare(config, per_row, len(predictions[FINETUNED]))
-    decision = decide(config.eval.gate, candidates, comparisons)
+    decision = decide(config.eval.gate, candidates, comparisons,
+                      _accuracy_at_coverage(predictions[FINETUNED], config.eval.gate.coverage))
     shots_file = run.eval_dir / "few_shot_examples.json"
     result = EvalResult(
         test_rows=candidates[FINETUNED].rows,
@@ -84,6 +90,14 @@ def calibration(rows: list[Prediction]) -> dict[str, Any] | None:
             "reliability": [asdict(b) for b in reliability(confidence, correct)],
             "coverage": [{"threshold": t, "coverage": c, "accuracy": a}
                          for t, c, a in coverage_curve(confidence, correct)]}
+
+
+def _accuracy_at_coverage(rows: list[Prediction], coverage: float | None) -> float | None:
+    labelled = [p for p in rows if p.label is not None]
+    if coverage is None or not labelled or any(p.confidence is None for p in labelled):
+        return None
+    return accuracy_at_coverage([float(p.confidence or 0.0) for p in labelled],
+                                [p.predicted_label == p.label for p in labelled], coverage)
 
 
 def compare(config: Config, per_row: dict[str, dict[str, Any]], rows: int) -> list[Comparison]:

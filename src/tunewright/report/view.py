@@ -182,6 +182,9 @@ def gate_line(gate: dict[str, Any], best_baseline: str) -> str:
             f"{gate['metric']} by at least {gate['beat_by'] * 100:.1f} points")
     if gate.get("ci_lower_above") is not None:
         line += f", with the 95 % interval of the difference above {gate['ci_lower_above'] * 100:+.1f} points"
+    if gate.get("min_accuracy_at_coverage") is not None and gate.get("coverage") is not None:
+        line += (f", with label accuracy of at least {gate['min_accuracy_at_coverage'] * 100:.1f} % on its "
+                 f"{gate['coverage'] * 100:.0f} % most confident answers")
     limits = {"rubric pass rate": gate["max_rubric_regression"], **gate.get("max_regression", {})}
     return line + ", and lose at most " + ", ".join(
         f"{value * 100:.1f} points of {name}" for name, value in limits.items()) + "."
