@@ -42,6 +42,17 @@ def variant(name: str, rows: list[dict[str, Any]], final: list[dict[str, float]]
             "accuracy_at_80_coverage": accuracy_at_coverage(confidence, correct, 0.8)}
 
 
+def fixed_weights(labels: list[str], run: RunPaths, out: Path | None) -> None:
+    rows = read_jsonl(run.eval_dir / "label_scores-finetuned.jsonl")
+    model, embedding = [row["model"] for row in rows], [row["embedding"] for row in rows]
+    variants = [variant(f"model weight {a}, classifier weight 1", rows, combine(model, embedding, (a, 1.0)), labels)
+                for a in (1.0, 0.5, 0.25, 0.1, 0.05)]
+    for item in variants:
+        print(f"{item['name']:<40} {item['accuracy']:.4f} ECE {item['ece']:.4f}")
+    if out:
+        out.write_text(json.dumps({"test_rows": len(rows), "variants": variants}, indent=2) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", type=Path)
@@ -49,7 +60,13 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--reuse", action="store_true", help="evaluate the adapter already trained in --out")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--weights-only", action="store_true",
+                        help="re-read --out's saved label scores and print the ensemble at fixed weights (looks at "
+                        "the test split: bounds a direction, never picks the recipe)")
     args = parser.parse_args()
+    if args.weights_only:
+        fixed_weights(load_config(args.config, args.overrides).task.labels, RunPaths(args.out), args.json)
+        return
     config = load_config(args.config, args.overrides)
     config = config.model_copy(update={"eval": config.eval.model_copy(update={"candidates": EMBEDDING})})
     run = RunPaths(args.out)
