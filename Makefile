@@ -15,6 +15,7 @@ test: $(STAMP) $(VENV)/.tunewright-dev
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
+	TUNEWRIGHT_TEST_PRECISION=bf16 $(PY) -m pytest -q -m precision
 
 $(PY):
 	python3 -m venv $(VENV)

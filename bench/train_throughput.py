@@ -28,9 +28,10 @@ from tunewright.methods import METHODS, load_base
 from tunewright.modeling import load_tokenizer, resolve_base_model
 from tunewright.packing import PadCollator
 from tunewright.pipeline import prepare_run
+from tunewright.precision import resolve_precision
 from tunewright.prefix_loss import plain_loss
 from tunewright.runs import RunPaths
-from tunewright.train import encode_split, resolve_precision, train_run
+from tunewright.train import encode_split, train_run
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "fintech-support" / "tunewright.yaml"
 STATUS = Path("/proc/self/status")
@@ -155,7 +156,7 @@ def main() -> None:
     val_rows = encode_split(config, tokenizer, run.load_split("val"))[: 8 if args.quick else None]
     tokens = sum(len(row["input_ids"]) for row in train_rows)
     pad_id = tokenizer.pad_token_id
-    auto = resolve_precision("auto")
+    auto = resolve_precision("auto").name
     n_params = sum(p.numel() for p in load_base(model_dir, METHODS["lora"]).parameters())
     peak_fp32 = matmul_peak(torch.float32)
     peak_auto = matmul_peak(torch.bfloat16) if auto == "bf16" else peak_fp32

@@ -4,6 +4,7 @@ directory exactly like a user's, and a small project (config + data) that uses i
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -19,6 +20,13 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 REPO = Path(__file__).resolve().parents[1]
+# The compute precision of every tiny-model project: fp32 by default whatever the CPU, so tests that
+# assert numerical identity hold on every machine. `make test` runs the tests marked `precision` a
+# second time with TUNEWRIGHT_TEST_PRECISION=bf16, so the bf16 path runs wherever CI lands.
+TEST_PRECISION = os.environ.get("TUNEWRIGHT_TEST_PRECISION", "fp32")
+# Largest difference between two computations of the same thing in TEST_PRECISION (different
+# summation orders, one or two processes); bf16 keeps 8 bits of mantissa.
+TOLERANCE = {"fp32": 1e-4, "bf16": 3e-2}[TEST_PRECISION]
 EXAMPLE = REPO / "examples" / "fintech-support"
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
@@ -58,6 +66,18 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
+@pytest.fixture(scope="session")
+def test_precision() -> str:
+    """The training precision of tiny-model projects in this run ("fp32" unless forced to "bf16")."""
+    return TEST_PRECISION
+
+
+@pytest.fixture(scope="session")
+def tolerance() -> float:
+    """How far two computations of the same numbers may differ in this run's precision."""
+    return TOLERANCE
+
+
 ProjectFactory = Callable[[Path, int], Path]
 
 
@@ -71,7 +91,7 @@ def make_project(tiny_model_dir: Path) -> ProjectFactory:
         (root / "data.jsonl").write_text("".join(json.dumps(row) + "\n" for row in example_rows(rows)))
         config["data"]["path"] = "data.jsonl"
         config["model"]["base"] = str(tiny_model_dir)
-        config["training"].update(max_steps=6, eval_every=2, batch_size=4, max_seq_len=768)
+        config["training"].update(max_steps=6, eval_every=2, batch_size=4, max_seq_len=768, precision=TEST_PRECISION)
         config["eval"].update(max_new_tokens=8, batch_size=8, few_shot_k=2, max_test_rows=6)
         path = root / "tunewright.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -14,7 +14,7 @@ from tunewright.errors import DataError
 from tunewright.modeling import load_model, load_with_adapter
 from tunewright.pipeline import prepare_run
 from tunewright.records import Example, Message
-from tunewright.runs import RunPaths, read_jsonl, write_jsonl
+from tunewright.runs import RunPaths, read_json, read_jsonl, write_jsonl
 from tunewright.train import PadCollator, train_run
 
 
@@ -114,10 +114,20 @@ def test_tensorboard_events_precision_and_loss_plot(tiny_project: Path, tmp_path
 
 
 def test_auto_precision_is_bf16_only_where_bf16_is_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tunewright.train as train
+    import tunewright.precision as precision
 
-    monkeypatch.setattr(train, "fast_bf16_available", lambda: False)
-    assert train.resolve_precision("auto") == "fp32"
-    monkeypatch.setattr(train, "fast_bf16_available", lambda: True)
-    assert train.resolve_precision("auto") == "bf16"
-    assert train.resolve_precision("fp32") == "fp32"
+    monkeypatch.setattr(precision, "fast_bf16_available", lambda: False)
+    assert precision.resolve_precision("auto").name == "fp32"
+    monkeypatch.setattr(precision, "fast_bf16_available", lambda: True)
+    chosen = precision.resolve_precision("auto")
+    assert chosen.name == "bf16" and "fast bf16" in chosen.reason
+    assert precision.resolve_precision("fp32").name == "fp32"
+
+
+def test_training_records_its_precision_and_why(tiny_project: Path, tmp_path: Path) -> None:
+    config = load_config(tiny_project, ["training.max_steps=2", "training.eval_every=2", "training.precision=fp32"])
+    run = RunPaths(tmp_path / "run")
+    prepare_run(config, run, announce=lambda message: None)
+    train_run(config, run, show_progress=False)
+    recorded = read_json(run.training_result)
+    assert recorded["precision"] == "fp32" and recorded["precision_reason"] == "training.precision is fp32"

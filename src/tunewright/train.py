@@ -6,6 +6,7 @@ or the whole model for full fine-tunes) saved atomically with its tokenizer and 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -20,8 +21,9 @@ from tunewright.checkpoints import Checkpoints, StopOnSignal, TrainingInterrupte
 from tunewright.config import Config
 from tunewright.errors import ConfigError, DataError
 from tunewright.methods import METHODS, load_base
-from tunewright.modeling import CausalLM, fast_bf16_available, load_tokenizer, resolve_base_model
+from tunewright.modeling import CausalLM, load_tokenizer, resolve_base_model
 from tunewright.packing import PackCollator, PadCollator
+from tunewright.precision import resolve_precision
 from tunewright.prefix_loss import PrefixSharingTrainer
 from tunewright.records import Example
 from tunewright.report.plots import loss_curve_png, write_bytes
@@ -47,6 +49,7 @@ class TrainingResult:
     total_parameters: int
     method: str = "lora"
     resumed_from_step: int | None = None
+    precision_reason: str = ""
 
 
 def train_run(config: Config, run: RunPaths, show_progress: bool = True, resume: bool = False,
@@ -66,6 +69,8 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True, resume:
         raise ConfigError(f"training.packing: {config.method.name} puts virtual tokens before each input, so "
                           "examples cannot share a row; set training.packing=false for this method")
     precision = resolve_precision(config.training.precision)
+    if show_progress:
+        print(f"precision: {precision.name} ({precision.reason})", file=sys.stderr)
     set_seed(config.training.seed)  # adapter initialisation is part of the run's seeded state
     model = method.prepare(load_base(model_dir, method), config.method)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -86,7 +91,7 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True, resume:
         tokenizer.pad_token_id, label_weight)
     trainer = PrefixSharingTrainer(
         model=model,
-        args=training_arguments(config, run, precision),
+        args=training_arguments(config, run, precision.name),
         data_collator=collator,
         train_dataset=train_rows,  # a list is a map-style dataset
         eval_dataset=val_rows,
@@ -119,11 +124,12 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True, resume:
         train_tokens=state.num_input_tokens_seen,
         train_tokens_per_second=metrics_log.tokens_this_session / max(train_seconds, 1e-9),
         seconds=time.perf_counter() - started,
-        precision=precision,
+        precision=precision.name,
         trainable_parameters=trainable,
         total_parameters=total,
         method=config.method.name,
         resumed_from_step=resumed_step,
+        precision_reason=precision.reason,
     )
     if trainer.is_world_process_zero():
         write_json(run.training_result, asdict(result))
@@ -161,14 +167,6 @@ def encode_split(config: Config, tokenizer: Any, examples: list[Example]) -> lis
         rows.append({"input_ids": encoded.input_ids, "labels": encoded.labels,
                      "label_span": list(encoded.label_span or ())})
     return rows
-
-
-def resolve_precision(choice: str) -> str:
-    """'auto' is bf16 only where bf16 matmuls are fast (CUDA with bf16, CPUs with avx512_bf16/AMX);
-    elsewhere bf16 is far slower than fp32, so fp32. Master weights stay fp32 either way (autocast)."""
-    if choice == "auto":
-        return "bf16" if fast_bf16_available() else "fp32"
-    return choice
 
 
 def training_arguments(config: Config, run: RunPaths, precision: str) -> TrainingArguments:

@@ -40,7 +40,11 @@ def load_base(model_dir: Path, method: Method) -> CausalLM:
     """The base model as the method trains it (4-bit for qlora, fp32 otherwise)."""
     from tunewright.modeling import load_model
 
-    return load_model(model_dir, quantization_config=method.quantization() if method.quantization else None)
+    if method.quantization is None:
+        return load_model(model_dir)
+    model = load_model(model_dir, quantization_config=method.quantization())
+    qlora.keep_one_cpu_kernel(model)
+    return model
 
 
 def prepare_model(model: CausalLM, config: MethodConfig) -> CausalLM:

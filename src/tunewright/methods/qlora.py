@@ -26,6 +26,16 @@ def quantization_config() -> Any:
                               bnb_4bit_compute_dtype=torch.float32)
 
 
+def keep_one_cpu_kernel(model: CausalLM) -> None:
+    """Keep every 4-bit layer on bitsandbytes' plain kernel. On a CPU with avx512_bf16 it would repack
+    a layer's weights on the first forward in eval mode into an inference-only layout (absmax rounded
+    to bf16, no autograd kernel, rows in blocks of 32); the validation passes inside training would
+    then change the frozen base and the gradients of later steps, and results would differ by CPU."""
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+
+
 def prepare(model: CausalLM, config: MethodConfig) -> CausalLM:
     # Gradient checkpointing is the memory/speed trade a user opts into, not part of QLoRA itself.
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
