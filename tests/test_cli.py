@@ -25,7 +25,7 @@ def test_run_goes_through_the_whole_loop(tiny_project: Path, tmp_path: Path) -> 
     assert summary["decision"] in {"go", "no-go"} and summary["decision_reasons"]
     assert summary["data"]["train"] + summary["data"]["val"] + summary["data"]["test"] == 120
     assert summary["training"]["steps"] == 4
-    for candidate in ("finetuned", "zero_shot", "few_shot"):
+    for candidate in ("finetuned", "zero_shot", "few_shot", "embedding_knn", "embedding_classifier"):
         metrics = summary["eval"]["candidates"][candidate]
         for key in ("label_accuracy", "macro_f1", "rubric_pass_rate"):
             assert 0.0 <= metrics[key] <= 1.0

@@ -168,3 +168,18 @@ def test_report_compares_two_rounds(tmp_path: Path) -> None:
     for path in (run.report_md, run.report_html):
         text = path.read_text(encoding="utf-8")
         assert "Compared with round-1" in text and "+33.4" in text and "no-go" in text
+
+
+def test_report_says_first_when_an_embedding_classifier_is_enough(tmp_path: Path) -> None:
+    run = RunPaths(tmp_path / "run")
+    _write_run(run)
+    summary = _summary()
+    summary["eval"]["label_without_llm"] = {
+        "candidate": "embedding_classifier", "metric": "label_accuracy", "value": 0.9, "best_prompting": 0.333,
+        "finetuned": 0.667, "finetune_needed": False,
+        "finetune_adds": {"rubric_pass_rate": {"finetuned": 1.0, "embedding_classifier": 0.0}}}
+    write_reports(run, summary)
+    for path in (run.report_md, run.report_html):
+        text = path.read_text(encoding="utf-8")
+        lead = text.index("An LLM fine-tune is not needed for the label")
+        assert lead < text.index("clears the quality gate") and "rubric pass rate 100.0% vs 0.0%" in text

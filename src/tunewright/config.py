@@ -60,6 +60,14 @@ class TaskConfig(Section):
         None, description="Regex with a named group 'label' that extracts the label from an output."
     )
     rubric: list[RubricCriterion] = Field(default_factory=list, description="Rubric criteria for replies.")
+    abstain_below: float | None = Field(
+        None, gt=0, lt=1, description="With label scoring: when the fine-tuned model's probability of its label is "
+        "below this, it answers task.escalation_reply instead of guessing (e.g. 0.5).",
+    )
+    escalation_reply: str = Field(
+        "I am not sure I understood, so I am passing your message to a colleague who will get back to you.",
+        description="The answer given instead of a label the model is not confident about (task.abstain_below).",
+    )
 
     @field_validator("label_regex")
     @classmethod
@@ -200,6 +208,14 @@ class GateConfig(Section):
         None, description="If set, the lower end of the paired bootstrap 95 % interval of the difference "
         "must be above this (e.g. 0: the win is not noise).",
     )
+    coverage: float | None = Field(
+        None, gt=0, le=1, description="With min_accuracy_at_coverage: the share of test rows the fine-tuned model "
+        "answers, its most confident first (the rest would go to task.escalation_reply), e.g. 0.8.",
+    )
+    min_accuracy_at_coverage: float | None = Field(
+        None, gt=0, le=1, description="If set (with `coverage`), the fine-tuned model's label accuracy on its most "
+        "confident `coverage` share of test rows must reach this.",
+    )
     max_rubric_regression: float = Field(
         0.02, ge=0, description="Largest allowed drop in rubric pass rate against the best baseline."
     )
@@ -212,7 +228,7 @@ class GateConfig(Section):
     )
 
 
-BaselineName = Literal["zero_shot", "few_shot", "retrieved_few_shot"]
+BaselineName = Literal["zero_shot", "few_shot", "retrieved_few_shot", "embedding_knn", "embedding_classifier"]
 
 
 class EndpointConfig(Section):
@@ -247,12 +263,26 @@ class EvalConfig(Section):
         "so every answer has a valid label (the rest of the answer is free text).",
     )
     retrieval_candidates: int = Field(
-        0, ge=0, description="With constrain_labels: if above 0, each input's label is chosen among the labels "
-        "of its N most similar training examples (MiniLM), not the whole label set. 0 turns this off.",
+        0, ge=0, description="If above 0, each input's label is chosen among a shortlist of N labels, not the "
+        "whole label set: with label_scoring the N the embedding classifier ranks highest, else (with "
+        "constrain_labels) the labels of its N most similar training examples (MiniLM). 0 turns this off.",
+    )
+    label_scoring: bool = Field(
+        True, description="For tasks with labels: the fine-tuned model's label is the one its log-likelihood ranks "
+        "highest among the input's shortlist (all labels, or the top retrieval_candidates of the embedding "
+        "classifier), which also gives a probability per label; the rest of the answer is generated after it. "
+        "False: greedy label-constrained decoding.",
+    )
+    label_ensemble: bool = Field(
+        True, description="With label_scoring: combine the model's label probabilities with the embedding "
+        "classifier's (a weighted product, the two weights fitted on the validation split by log-loss).",
     )
     candidates: list[BaselineName] = Field(
         default_factory=lambda: list(get_args(BaselineName)),
-        description="Prompting baselines run on the base model (retrieved_few_shot needs the MiniLM package).",
+        description="Baselines: prompting the base model (zero_shot, few_shot, retrieved_few_shot) and, for tasks "
+        "with labels, classifiers on the packaged MiniLM embeddings (embedding_knn: the nearest training input's "
+        "label; embedding_classifier: logistic regression). retrieved_few_shot and the embedding baselines need "
+        "the MiniLM package.",
     )
     endpoints: list[EndpointConfig] = Field(default_factory=list, description="OpenAI-compatible candidates.")
     judge: JudgeConfig | None = Field(None, description="Optional LLM-as-judge (OpenAI-compatible endpoint).")

@@ -141,6 +141,8 @@ def build_summary(config: Config, run: RunPaths, evaluation: dict[str, Any]) -> 
             "bootstrap_resamples": config.eval.bootstrap_resamples,
             "probes": evaluation.get("probes", {}),
             "human_review": evaluation.get("human_review"),
+            "label_without_llm": evaluation.get("label_without_llm"),
+            "calibration": evaluation.get("calibration", {}),
         },
         "artifacts": {
             "adapter": _relative(run.adapter, run.root),

@@ -81,6 +81,7 @@ class Prediction:
     label: str | None
     predicted_label: str | None
     rubric: dict[str, bool] = field(default_factory=dict)
+    confidence: float | None = None  # the candidate's probability of predicted_label, where it has one
 
 
 def extract_label(output: str, label_regex: str | None) -> str | None:

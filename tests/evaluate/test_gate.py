@@ -92,3 +92,24 @@ def test_max_regression_on_any_metric() -> None:
     assert decide(GateConfig(max_regression={"rouge_l": 0.2}), pool).decision == "go"
     strict = decide(GateConfig(max_regression={"rouge_l": 0.05}), pool)
     assert strict.decision == "no-go" and strict.reasons[-1].startswith("rouge_l") and "FAIL" in strict.reasons[-1]
+
+
+@pytest.mark.parametrize(("measured", "decision"), [(0.95, "go"), (0.85, "no-go"), (None, "no-go")])
+def test_gate_can_require_accuracy_at_a_coverage(measured: float | None, decision: str) -> None:
+    gate = GateConfig(coverage=0.8, min_accuracy_at_coverage=0.9)
+    result = decide(gate, candidates(metrics(0.9), metrics(0.6), metrics(0.8)), accuracy_at_coverage=measured)
+    assert result.decision == decision
+    assert any("80% most confident rows" in reason for reason in result.reasons)
+
+
+def test_embedding_classifiers_count_for_the_label_but_not_for_reply_quality() -> None:
+    """An embedding classifier's reply is a stored training answer: it is beaten on the label, and its
+    rubric pass rate (a canned answer always has the format) is no bar for the fine-tune's replies."""
+    gate = GateConfig(beat_by=0.05, max_rubric_regression=0.02)
+    found = {FINETUNED: metrics(0.95, rubric=0.90), "zero_shot": metrics(0.40, rubric=0.10),
+             "embedding_classifier": metrics(0.85, rubric=1.00)}
+    result = decide(gate, found)
+    assert result.best_baseline == "embedding_classifier" and result.decision == "go", result.reasons
+    assert "vs best baseline 0.100" in result.reasons[-1]
+    found[FINETUNED] = metrics(0.88, rubric=0.90)
+    assert decide(gate, found).decision == "no-go"  # not 5 points above the classifier's label accuracy

@@ -13,9 +13,11 @@ from tunewright.config import Config
 from tunewright.evaluate.baselines import BASELINES, BaselineInputs
 from tunewright.evaluate.candidates import zero_shot_chats
 from tunewright.evaluate.constrained import LabelTrie, build_trie, label_format
+from tunewright.evaluate.embedding_baselines import EMBEDDING_BASELINES, embedding_answers
 from tunewright.evaluate.endpoint import api_key, chat_completion
 from tunewright.evaluate.gate import FINETUNED
 from tunewright.evaluate.generate import Chat, generate_replies
+from tunewright.evaluate.label_answers import LabelScorer, label_scoring_format, prepare_scorer, scored_answers
 from tunewright.evaluate.metrics import grade_rubric
 from tunewright.evaluate.probes import counterfactual_examples, fairness, general_probes
 from tunewright.evaluate.scoring import EvalResult, score_run
@@ -37,6 +39,10 @@ def evaluate_baselines(config: Config, run: RunPaths, show_progress: bool = True
     model.eval()
     constraint = label_constraint(config, tokenizer, train)
     for name in config.eval.candidates:
+        if name in EMBEDDING_BASELINES:  # classifiers write their own predictions, with confidences
+            if config.task.labels:  # a classifier needs labels; free-form tasks skip these baselines
+                _write_embedding_predictions(config, run, name, test, train)
+            continue
         def generate(chats: list[Chat], name: str = name) -> list[str]:
             return _generate(config, model, tokenizer, chats, name, show_progress, constraint)
 
@@ -55,11 +61,17 @@ def evaluate_finetuned(config: Config, run: RunPaths, show_progress: bool = True
     """Generate the fine-tuned model's answers on the test split, and its probe answers."""
     test, train = test_examples(config, run), run.load_split("train")
     model, tokenizer = _load_finetuned(config, run)
-    constraint = label_constraint(config, tokenizer, train)
-    chats = zero_shot_chats(test, config.task.system_prompt)
-    narrowed = narrowed_constraints(config, tokenizer, test, train)
-    replies = _generate(config, model, tokenizer, chats, FINETUNED, show_progress, constraint, narrowed)
-    _write_predictions(config, run, FINETUNED, test, replies)
+    fmt = label_scoring_format(config, train)
+    if fmt is not None:
+        scorer = prepare_scorer(config, model, tokenizer, train, run.load_split("val"), fmt)
+        write_json(run.eval_dir / "label_ensemble.json", {"weights": list(scorer.weights)})
+        replies = _scored(run, scorer, test, FINETUNED, show_progress)
+    else:
+        constraint = label_constraint(config, tokenizer, train)
+        chats = zero_shot_chats(test, config.task.system_prompt)
+        narrowed = narrowed_constraints(config, tokenizer, test, train)
+        replies = _generate(config, model, tokenizer, chats, FINETUNED, show_progress, constraint, narrowed)
+        _write_predictions(config, run, FINETUNED, test, replies)
     probes = config.eval.probes
     if probes.forgetting:
         write_json(run.eval_dir / "probe_general_finetuned.json", _general_answers(config, model, tokenizer))
@@ -68,9 +80,12 @@ def evaluate_finetuned(config: Config, run: RunPaths, show_progress: bool = True
         by_id = {example.id: reply for example, reply in zip(test, replies, strict=True)}
         changed = [b for _, b in pairs]
         # Swapped inputs go through exactly what a real input goes through (retrieval shortlist included).
-        swapped = _generate(config, model, tokenizer, zero_shot_chats(changed, config.task.system_prompt),
-                            "fairness probe", show_progress, constraint,
-                            narrowed_constraints(config, tokenizer, changed, train))
+        if fmt is not None:
+            swapped = [answer.reply for answer in scored_answers(scorer, changed)]
+        else:
+            swapped = _generate(config, model, tokenizer, zero_shot_chats(changed, config.task.system_prompt),
+                                "fairness probe", show_progress, constraint,
+                                narrowed_constraints(config, tokenizer, changed, train))
         regex = config.task.label_regex
         result = fairness(pairs, [extract_label(by_id[a.id], regex) for a, _ in pairs],
                           [extract_label(reply, regex) for reply in swapped], swapped)
@@ -153,8 +168,32 @@ def _generate(config: Config, model: Any, tokenizer: Any, chats: list[Chat], nam
     return [reply.text for reply in replies]
 
 
+def _scored(run: RunPaths, scorer: LabelScorer, test: list[Example], name: str, show_progress: bool) -> list[str]:
+    """Label scoring's answers, written as predictions with their confidence; every row's
+    probabilities go to label_scores-<name>.jsonl."""
+    progress = progress_bar(f"eval {name} (label scoring)", disable=not show_progress)
+    with progress:
+        task_id = progress.add_task(name, total=len(test))
+        answers = scored_answers(scorer, test, lambda done: progress.advance(task_id, done))
+    write_jsonl(run.eval_dir / f"label_scores-{name}.jsonl",
+                [{"example_id": example.id, "label": example.label, "predicted": answer.label,
+                  "abstained": answer.abstained, "model": answer.model_scores,
+                  "embedding": answer.embedding_scores, "final": answer.final_scores}
+                 for example, answer in zip(test, answers, strict=True)])
+    _write_predictions(scorer.config, run, name, test, [answer.reply for answer in answers],
+                       [answer.confidence for answer in answers])
+    return [answer.reply for answer in answers]
+
+
+def _write_embedding_predictions(config: Config, run: RunPaths, name: str, test: list[Example],
+                                 train: list[Example]) -> None:
+    answers = embedding_answers(name, train, test, config.task.labels)
+    _write_predictions(config, run, name, test, [answer.output for answer in answers],
+                       [answer.confidence for answer in answers])
+
+
 def _write_predictions(config: Config, run: RunPaths, candidate: str, test: list[Example],
-                       replies: list[str]) -> None:
+                       replies: list[str], confidences: list[float | None] | None = None) -> None:
     rows = [
         Prediction(
             example_id=example.id,
@@ -164,7 +203,8 @@ def _write_predictions(config: Config, run: RunPaths, candidate: str, test: list
             label=example.label,
             predicted_label=extract_label(reply, config.task.label_regex),
             rubric=grade_rubric(config.task, reply),
+            confidence=confidence,
         )
-        for example, reply in zip(test, replies, strict=True)
+        for example, reply, confidence in zip(test, replies, confidences or [None] * len(test), strict=True)
     ]
     write_jsonl(run.predictions(candidate), [asdict(row) for row in rows])

@@ -44,7 +44,10 @@ def best_baseline(gate: GateConfig, candidates: dict[str, CandidateMetrics]) -> 
 
 
 def decide(gate: GateConfig, candidates: dict[str, CandidateMetrics],
-           comparisons: list[Comparison] | None = None, human: HumanReview | None = None) -> Decision:
+           comparisons: list[Comparison] | None = None, human: HumanReview | None = None,
+           accuracy_at_coverage: float | None = None) -> Decision:
+    """`accuracy_at_coverage`: the fine-tuned model's label accuracy on its gate.coverage most confident
+    rows (None when it has no confidences)."""
     tuned = candidates[FINETUNED]
     baselines = {name: m for name, m in candidates.items() if name != FINETUNED}
     if not baselines:
@@ -71,23 +74,46 @@ def decide(gate: GateConfig, candidates: dict[str, CandidateMetrics],
         shown = "not computed" if lower is None else f"{lower:+.3f}"
         reasons.append(f"{gate.metric}: 95% interval of the difference to {best} starts at {shown} "
                        f"(must be above {gate.ci_lower_above:+.3f}): {'pass' if sure else 'FAIL'}")
-    limits = dict(gate.max_regression)
-    if tuned.rubric_pass_rate is not None:
-        limits.setdefault("rubric_pass_rate", gate.max_rubric_regression)
-    for metric, allowed in limits.items():
-        ours = metric_value(tuned, metric)
-        theirs = [v for m in baselines.values() if (v := metric_value(m, metric)) is not None]
-        if ours is None or not theirs:
-            continue
-        keeps = max(theirs) - ours <= allowed + TOLERANCE
+    if gate.min_accuracy_at_coverage is not None and gate.coverage is not None:
+        reason, reaches = _coverage_condition(gate, accuracy_at_coverage)
+        passed &= reaches
+        reasons.append(reason)
+    for reason, keeps in _regression_conditions(gate, tuned, baselines):
         passed &= keeps
-        reasons.append(f"{metric}: finetuned {ours:.3f} vs best baseline {max(theirs):.3f} "
-                       f"(may drop at most {allowed:.3f}): {'pass' if keeps else 'FAIL'}")
+        reasons.append(reason)
     if gate.human_win_rate is not None:
         reason, ok = _human_condition(gate, best, human)
         passed &= ok
         reasons.append(reason)
     return Decision("go" if passed else "no-go", reasons, best)
+
+
+def _regression_conditions(gate: GateConfig, tuned: CandidateMetrics,
+                           baselines: dict[str, CandidateMetrics]) -> list[tuple[str, bool]]:
+    """How far the fine-tune may fall below the best baseline on each guarded metric."""
+    limits = dict(gate.max_regression)
+    if tuned.rubric_pass_rate is not None:
+        limits.setdefault("rubric_pass_rate", gate.max_rubric_regression)
+    # The embedding classifiers compete on the label only: their reply is a stored training answer.
+    repliers = [m for name, m in baselines.items() if name not in EMBEDDING_CANDIDATES]
+    conditions = []
+    for metric, allowed in limits.items():
+        ours = metric_value(tuned, metric)
+        theirs = [v for m in repliers if (v := metric_value(m, metric)) is not None]
+        if ours is None or not theirs:
+            continue
+        keeps = max(theirs) - ours <= allowed + TOLERANCE
+        conditions.append((f"{metric}: finetuned {ours:.3f} vs best baseline {max(theirs):.3f} "
+                           f"(may drop at most {allowed:.3f}): {'pass' if keeps else 'FAIL'}", keeps))
+    return conditions
+
+
+def _coverage_condition(gate: GateConfig, accuracy_at_coverage: float | None) -> tuple[str, bool]:
+    assert gate.min_accuracy_at_coverage is not None and gate.coverage is not None
+    reaches = accuracy_at_coverage is not None and accuracy_at_coverage >= gate.min_accuracy_at_coverage - TOLERANCE
+    shown = "not measured (no confidences)" if accuracy_at_coverage is None else f"{accuracy_at_coverage:.3f}"
+    return (f"label accuracy on the {gate.coverage:.0%} most confident rows: {shown} "
+            f"(needs {gate.min_accuracy_at_coverage:.3f}): {'pass' if reaches else 'FAIL'}"), reaches
 
 
 def _human_condition(gate: GateConfig, best: str, human: HumanReview | None) -> tuple[str, bool]:
@@ -100,3 +126,33 @@ def _human_condition(gate: GateConfig, best: str, human: HumanReview | None) -> 
     ok = human.win_rate >= bar - TOLERANCE
     return (f"human win rate vs {best}: {human.win_rate:.3f} on {rows} rows (needs {bar:.3f}): "
             f"{'pass' if ok else 'FAIL'}"), ok
+
+
+LABEL_METRICS = ("label_accuracy", "macro_f1")
+EMBEDDING_CANDIDATES = ("embedding_knn", "embedding_classifier")  # evaluate/embedding_baselines.py
+ADDED_METRICS = ("rubric_pass_rate", "semantic_similarity", "rouge_l", "exact_match", "judge_pass_rate")
+
+
+def label_without_llm(gate: GateConfig, candidates: dict[str, CandidateMetrics]) -> dict[str, object] | None:
+    """The best embedding classifier, when it passes the gate's label metric on its own: it beats the
+    best prompting baseline by the gate's margin, as the fine-tune must. Says whether the fine-tune
+    beats it by that margin too, and on which other metrics the fine-tune is ahead (e.g. the reply)."""
+    if gate.metric not in LABEL_METRICS or FINETUNED not in candidates:
+        return None
+    embedding = {n: v for n in EMBEDDING_CANDIDATES if n in candidates
+                 and (v := metric_value(candidates[n], gate.metric)) is not None}
+    prompting = [v for n, m in candidates.items() if n != FINETUNED and n not in EMBEDDING_CANDIDATES
+                 and (v := metric_value(m, gate.metric)) is not None]
+    if not embedding:
+        return None
+    best = max(embedding, key=lambda name: embedding[name])
+    bar = max(prompting, default=0.0)
+    if embedding[best] - bar < gate.beat_by - TOLERANCE:
+        return None
+    tuned = metric_value(candidates[FINETUNED], gate.metric)
+    added = {metric: {"finetuned": ours, best: theirs} for metric in ADDED_METRICS
+             if (ours := metric_value(candidates[FINETUNED], metric)) is not None
+             and (theirs := metric_value(candidates[best], metric)) is not None and ours > theirs + TOLERANCE}
+    needed = tuned is not None and tuned - embedding[best] >= gate.beat_by - TOLERANCE
+    return {"candidate": best, "metric": gate.metric, "value": embedding[best], "best_prompting": bar,
+            "finetuned": tuned, "finetune_needed": needed, "finetune_adds": added}

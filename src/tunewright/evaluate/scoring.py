@@ -8,7 +8,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tunewright.config import Config
-from tunewright.evaluate.gate import FINETUNED, best_baseline, decide
+from tunewright.evaluate.calibration import (
+    accuracy_at_coverage,
+    coverage_curve,
+    expected_calibration_error,
+    reliability,
+)
+from tunewright.evaluate.gate import FINETUNED, best_baseline, decide, label_without_llm
 from tunewright.evaluate.metrics import COMPARED, CandidateMetrics, row_scores, score
 from tunewright.evaluate.probes import forgetting, memorisation
 from tunewright.evaluate.stats import Comparison, bootstrap_indices, paired_difference
@@ -16,7 +22,7 @@ from tunewright.records import Example, Prediction
 from tunewright.review import summarise
 from tunewright.runs import RunPaths, read_json, read_jsonl, write_json
 
-BASELINES = ("zero_shot", "few_shot", "retrieved_few_shot")
+BASELINES = ("zero_shot", "few_shot", "retrieved_few_shot", "embedding_knn", "embedding_classifier")
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,8 @@ class EvalResult:
     comparisons: list[dict[str, Any]] = field(default_factory=list)
     probes: dict[str, Any] = field(default_factory=dict)
     human_review: dict[str, Any] | None = None  # review.HumanReview against the best baseline
+    label_without_llm: dict[str, Any] | None = None  # evaluate/gate.py label_without_llm
+    calibration: dict[str, Any] = field(default_factory=dict)  # per candidate with confidences
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,7 +68,8 @@ def score_run(config: Config, run: RunPaths) -> EvalResult:
         write_json(run.eval_dir / "judge.json", judge_rows)
     best = best_baseline(config.eval.gate, candidates)
     human = summarise(run.root, best, judge_rows, config.eval.seed) if best else None
-    decision = decide(config.eval.gate, candidates, comparisons, human)
+    decision = decide(config.eval.gate, candidates, comparisons, human,
+                      _accuracy_at_coverage(predictions[FINETUNED], config.eval.gate.coverage))
     shots_file = run.eval_dir / "few_shot_examples.json"
     result = EvalResult(
         test_rows=candidates[FINETUNED].rows,
@@ -72,9 +81,33 @@ def score_run(config: Config, run: RunPaths) -> EvalResult:
         comparisons=[comparison.to_json() for comparison in comparisons],
         probes=_probes(config, run, predictions[FINETUNED]),
         human_review=human.to_json() if human is not None else None,
+        label_without_llm=label_without_llm(config.eval.gate, candidates),
+        calibration={name: found for name, rows in predictions.items() if (found := calibration(rows))},
     )
     write_json(run.eval_result, result.to_json())
     return result
+
+
+def calibration(rows: list[Prediction]) -> dict[str, Any] | None:
+    """ECE, reliability bins and accuracy against coverage, for a candidate whose every labelled
+    prediction has a confidence; None otherwise."""
+    labelled = [p for p in rows if p.label is not None]
+    if not labelled or any(p.confidence is None for p in labelled):
+        return None
+    confidence = [float(p.confidence) for p in labelled if p.confidence is not None]
+    correct = [p.predicted_label == p.label for p in labelled]
+    return {"ece": expected_calibration_error(confidence, correct),
+            "reliability": [asdict(b) for b in reliability(confidence, correct)],
+            "coverage": [{"threshold": t, "coverage": c, "accuracy": a}
+                         for t, c, a in coverage_curve(confidence, correct)]}
+
+
+def _accuracy_at_coverage(rows: list[Prediction], coverage: float | None) -> float | None:
+    labelled = [p for p in rows if p.label is not None]
+    if coverage is None or not labelled or any(p.confidence is None for p in labelled):
+        return None
+    return accuracy_at_coverage([float(p.confidence or 0.0) for p in labelled],
+                                [p.predicted_label == p.label for p in labelled], coverage)
 
 
 def compare(config: Config, per_row: dict[str, dict[str, Any]], rows: int) -> list[Comparison]:

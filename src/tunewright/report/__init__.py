@@ -10,7 +10,13 @@ from tunewright.report.examples import compare_examples
 from tunewright.report.html import render_html
 from tunewright.report.markdown import render_markdown
 from tunewright.report.plots import loss_curve_png, write_loss_plot
-from tunewright.report.sections import confusion_section, intervals_section, probe_sections, round_comparison
+from tunewright.report.sections import (
+    calibration_section,
+    confusion_section,
+    intervals_section,
+    probe_sections,
+    round_comparison,
+)
 from tunewright.report.view import Section, build_view
 from tunewright.runs import ADAPTER_MANIFEST, RunPaths, read_json, read_jsonl, write_bytes, write_text
 
@@ -30,7 +36,8 @@ def write_reports(run: RunPaths, summary: dict[str, Any], other: tuple[str, dict
         sections.append(round_comparison(summary, other[1], other[0]))
     intervals = intervals_section(evaluation.get("comparisons", []), evaluation.get("bootstrap_resamples"))
     confusion = confusion_section(evaluation["candidates"])
-    sections += [item for item in (intervals, confusion) if item is not None]
+    calibrated = calibration_section(evaluation.get("calibration") or {})
+    sections += [item for item in (intervals, confusion, calibrated) if item is not None]
     sections += probe_sections(evaluation.get("probes", {}))
     sections.append(usage_section(run, summary))
     human = human_section(evaluation.get("human_review"))

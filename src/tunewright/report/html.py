@@ -35,7 +35,8 @@ def render_html(view: ReportView, loss_png: bytes, charts: str = "") -> str:
     image = base64.b64encode(loss_png).decode("ascii")
     sections = [
         f'<div class="decision {escape(view.decision)}"><h1>{DECISION_TEXT[view.decision]}</h1>'
-        f"<p>{escape(view.verdict)}</p><ul>{reasons}</ul></div>",
+        + (f"<p><strong>{escape(view.lead)}</strong></p>" if view.lead else "")
+        + f"<p>{escape(view.verdict)}</p><ul>{reasons}</ul></div>",
         f'<p class="facts">{" · ".join(escape(fact) for fact in view.facts)}</p>',
         alerts,
         charts,

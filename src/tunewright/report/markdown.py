@@ -12,6 +12,7 @@ DECISION_HEADINGS = {"go": "✅ GO", "no-go": "❌ NO-GO"}
 def render_markdown(view: ReportView) -> str:
     parts = [
         f"# {DECISION_HEADINGS[view.decision]}",
+        *([f"> **{view.lead}**"] if view.lead else []),
         f"**{view.verdict}**",
         "\n".join(f"- {reason}" for reason in view.reasons),
         " · ".join(view.facts),

@@ -108,3 +108,24 @@ def round_comparison(summary: dict[str, Any], other: dict[str, Any], other_name:
     text = (f"This run against {other_name} (the other round's fine-tuned model), on their own test splits "
             f"({other['eval']['test_rows']} and {summary['eval']['test_rows']} rows).")
     return Section(f"Compared with {other_name}", [text], [Table(["metric", other_name, "this run", "change"], rows)])
+
+
+def calibration_section(calibration: dict[str, Any]) -> Section | None:
+    """ECE per candidate with confidences, the fine-tuned model's reliability bins (the reliability
+    diagram as a table) and its accuracy when the least confident answers are withheld."""
+    if not calibration:
+        return None
+    ece = Table(["candidate", "expected calibration error"],
+                [[name, f"{found['ece']:.3f}"] for name, found in calibration.items()])
+    note = ("A candidate's confidence is its probability of the label it chose. Expected calibration error is "
+            "the gap between confidence and accuracy, averaged over rows in 10 confidence bins (0 is perfect).")
+    tables = [ece]
+    found = calibration.get(FINETUNED) or next(iter(calibration.values()))
+    name = FINETUNED if FINETUNED in calibration else next(iter(calibration))
+    tables.append(Table([f"{name}: confidence bin", "rows", "mean confidence", "accuracy"],
+                        [[f"{b['low']:.1f}-{b['high']:.1f}", str(b["rows"]), percent(b["confidence"]),
+                          percent(b["accuracy"])] for b in found["reliability"]]))
+    tables.append(Table([f"{name}: answer when confidence >=", "coverage", "accuracy on answered rows"],
+                        [[f"{c['threshold']:.3f}", percent(c["coverage"]), percent(c["accuracy"])]
+                         for c in found["coverage"]]))
+    return Section("Confidence and calibration", [note], tables)

@@ -20,8 +20,8 @@ METRIC_COLUMNS = (
     ("judge_pass_rate", "judge pass rate"),
 )
 VERDICTS = {
-    "go": "The fine-tuned model clears the quality gate against the best prompting baseline.",
-    "no-go": "The fine-tuned model does not clear the quality gate against the best prompting baseline.",
+    "go": "The fine-tuned model clears the quality gate against the best baseline.",
+    "no-go": "The fine-tuned model does not clear the quality gate against the best baseline.",
 }
 CANDIDATE_NOTES = {
     "finetuned": "the base model with the trained adapter, given the task prompt",
@@ -29,6 +29,10 @@ CANDIDATE_NOTES = {
     "few_shot": "the base model, given the task prompt and a few training examples",
     "retrieved_few_shot": "the base model, given the task prompt and the training examples most similar to the "
                           "input (MiniLM embeddings)",
+    "embedding_knn": "no LLM: the label of the most similar training input (MiniLM embeddings), answered with "
+                     "that training answer",
+    "embedding_classifier": "no LLM: logistic regression on the MiniLM embeddings of the training inputs, answered "
+                            "with the nearest training answer of the predicted label",
 }
 
 
@@ -64,6 +68,7 @@ class Comparison:
 @dataclass(frozen=True)
 class ReportView:
     decision: str  # "go" | "no-go"
+    lead: str | None  # said before everything else: an embedding classifier is enough for the label
     verdict: str
     reasons: list[str]
     facts: list[str]  # the one-line context, item by item
@@ -86,6 +91,7 @@ def build_view(summary: dict[str, Any], plot_name: str, comparisons: list[Compar
     order = candidate_order(candidates)
     return ReportView(
         decision=summary["decision"],
+        lead=label_lead(evaluation.get("label_without_llm")),
         verdict=VERDICTS[summary["decision"]],
         reasons=list(summary["decision_reasons"]),
         facts=context_facts(summary),
@@ -100,6 +106,27 @@ def build_view(summary: dict[str, Any], plot_name: str, comparisons: list[Compar
         comparisons=comparisons,
         sections=sections or [],
     )
+
+
+def label_lead(found: dict[str, Any] | None) -> str | None:
+    """What the report says first when a classifier on the embeddings passes the gate on its own."""
+    if not found:
+        return None
+    name, metric = found["candidate"], found["metric"].replace("_", " ")
+    alone = (f"{name} (no LLM) reaches {percent(found['value'])} {metric}, passing the gate against the best "
+             f"prompting baseline ({percent(found['best_prompting'])}) on its own")
+    if found["finetune_needed"]:
+        head = f"The fine-tune beats a classifier on the embeddings for the label: {alone}, and the fine-tune "
+        head += f"reaches {percent(found['finetuned'])}."
+    else:
+        head = (f"An LLM fine-tune is not needed for the label: {alone}; the fine-tune reaches "
+                f"{percent(found['finetuned'])}.")
+    added = found.get("finetune_adds") or {}
+    if not added:
+        return head + " The fine-tune adds nothing measured beyond it."
+    gains = ", ".join(f"{key.replace('_', ' ')} {percent(values['finetuned'])} vs {percent(values[name])}"
+                      for key, values in added.items())
+    return f"{head} What the fine-tune adds beyond it: {gains}."
 
 
 def candidate_order(candidates: dict[str, Any]) -> list[str]:
@@ -167,6 +194,9 @@ def gate_line(gate: dict[str, Any], best_baseline: str) -> str:
             f"{gate['metric']} by at least {gate['beat_by'] * 100:.1f} points")
     if gate.get("ci_lower_above") is not None:
         line += f", with the 95 % interval of the difference above {gate['ci_lower_above'] * 100:+.1f} points"
+    if gate.get("min_accuracy_at_coverage") is not None and gate.get("coverage") is not None:
+        line += (f", with label accuracy of at least {gate['min_accuracy_at_coverage'] * 100:.1f} % on its "
+                 f"{gate['coverage'] * 100:.0f} % most confident answers")
     limits = {"rubric pass rate": gate["max_rubric_regression"], **gate.get("max_regression", {})}
     return line + ", and lose at most " + ", ".join(
         f"{value * 100:.1f} points of {name}" for name, value in limits.items()) + "."
