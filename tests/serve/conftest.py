@@ -10,9 +10,11 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
-from tunewright.chat import prompt_ids, stop_token_ids
+from tunewright.chat import prompt_ids, stop_token_ids, with_system_prompt
+from tunewright.evaluate.generate import generate_replies
 from tunewright.library import AdapterLibrary, base_fingerprint
-from tunewright.modeling import load_model, load_tokenizer
+from tunewright.modeling import load_model, load_tokenizer, load_with_adapter
+from tunewright.records import Message
 from tunewright.runs import ADAPTER_MANIFEST
 
 KEY = "test-key"
@@ -66,3 +68,16 @@ def adapter_library(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
     for seed, (name, reply) in enumerate(REPLIES.items()):
         library.add(train_adapter(tiny_model_dir, reply, root / f"trained-{name}", seed), name, fingerprint)
     return library.root
+
+
+@pytest.fixture(scope="session")
+def solo_answers(tiny_model_dir: Path, adapter_library: Path) -> dict[str, dict[str, str]]:
+    """What each model (the base and every adapter) answers to each question when it runs alone,
+    outside the server: what a served answer must equal."""
+    tokenizer = load_tokenizer(tiny_model_dir)
+    models = {"base": load_model(tiny_model_dir)}
+    models.update({name: load_with_adapter(tiny_model_dir, adapter_library / name) for name in REPLIES})
+    chats = [with_system_prompt([Message("user", q)], "") for q in QUESTIONS]
+    return {name: {q: reply.text for q, reply in zip(QUESTIONS, generate_replies(model, tokenizer, chats, 12, 1),
+                                                      strict=True)}
+            for name, model in models.items()}

@@ -10,12 +10,8 @@ from pathlib import Path
 
 import openai
 
-from tunewright.chat import with_system_prompt
-from tunewright.evaluate.generate import generate_replies
 from tunewright.feedback.store import FeedbackStore
 from tunewright.library import AdapterLibrary
-from tunewright.modeling import load_model, load_tokenizer, load_with_adapter
-from tunewright.records import Message
 from tunewright.serve.app import create_app
 from tunewright.serve.completions import Limits
 from tunewright.serve.engine import Engine
@@ -28,21 +24,11 @@ QUESTIONS = ["I cannot log in to the app", "Someone used my card abroad", "I was
 Running = Callable[[object], AbstractContextManager[str]]
 
 
-def local_answers(tiny_model_dir: Path, adapter_library: Path) -> dict[str, dict[str, str]]:
-    """What each model answers to each question when it runs alone, outside the server."""
-    tokenizer = load_tokenizer(tiny_model_dir)
-    models = {"base": load_model(tiny_model_dir)}
-    models.update({name: load_with_adapter(tiny_model_dir, adapter_library / name) for name in REPLIES})
-    chats = [with_system_prompt([Message("user", q)], "") for q in QUESTIONS]
-    return {name: {q: reply.text for q, reply in zip(QUESTIONS, generate_replies(model, tokenizer, chats, 12, 1),
-                                                      strict=True)}
-            for name, model in models.items()}
-
-
 def test_hundred_concurrent_requests_each_answered_by_its_own_adapter(
-    tiny_model_dir: Path, adapter_library: Path, serve_app: Running, tmp_path: Path
+    tiny_model_dir: Path, adapter_library: Path, serve_app: Running, tmp_path: Path,
+    solo_answers: dict[str, dict[str, str]],
 ) -> None:
-    expected = local_answers(tiny_model_dir, adapter_library)
+    expected = solo_answers
     for name, reply in REPLIES.items():  # each adapter learned its own reply; the base did not
         assert set(expected[name].values()) == {reply}, name
     assert not set(expected["base"].values()) & set(REPLIES.values())

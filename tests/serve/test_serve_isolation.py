@@ -14,10 +14,7 @@ import httpx
 import openai
 import pytest
 
-from tunewright.chat import with_system_prompt
-from tunewright.evaluate.generate import generate_replies
 from tunewright.library import AdapterLibrary
-from tunewright.modeling import load_model, load_tokenizer, load_with_adapter
 from tunewright.records import Message
 from tunewright.serve.app import create_app
 from tunewright.serve.completions import Limits
@@ -33,17 +30,6 @@ QUESTIONS = ["I cannot log in to the app", "Someone used my card abroad", "I was
              "What are your opening hours", "My transfer did not arrive", "Please close my account"]
 
 
-def local_answers(tiny_model_dir: Path, adapter_library: Path) -> dict[str, dict[str, str]]:
-    """What each model answers to each question when it runs alone, outside the server."""
-    tokenizer = load_tokenizer(tiny_model_dir)
-    models = {"base": load_model(tiny_model_dir)}
-    models.update({name: load_with_adapter(tiny_model_dir, adapter_library / name) for name in REPLIES})
-    chats = [with_system_prompt([Message("user", q)], "") for q in QUESTIONS]
-    return {name: {q: reply.text for q, reply in zip(QUESTIONS, generate_replies(model, tokenizer, chats, 12, 1),
-                                                      strict=True)}
-            for name, model in models.items()}
-
-
 def poisoned_library(adapter_library: Path, root: Path) -> Path:
     """The three good adapters plus `broken`: a copy of one whose config claims another rank (as a
     hand-edited or half-copied library entry would)."""
@@ -56,9 +42,10 @@ def poisoned_library(adapter_library: Path, root: Path) -> Path:
 
 
 def test_poisoned_request_among_twenty_good_ones_fails_alone(
-    tiny_model_dir: Path, adapter_library: Path, serve_app: Running, tmp_path: Path
+    tiny_model_dir: Path, adapter_library: Path, serve_app: Running, tmp_path: Path,
+    solo_answers: dict[str, dict[str, str]],
 ) -> None:
-    expected = local_answers(tiny_model_dir, adapter_library)
+    expected = solo_answers
     engine = Engine("base", tiny_model_dir, AdapterLibrary(poisoned_library(adapter_library, tmp_path)),
                     max_loaded=4)
     models = ["base", *REPLIES]
