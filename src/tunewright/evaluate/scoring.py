@@ -5,9 +5,9 @@ writes eval_result.json (and the judge's per-row verdicts, eval/judge.json, for 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, get_args
 
-from tunewright.config import Config
+from tunewright.config import BaselineName, Config
 from tunewright.evaluate.calibration import (
     accuracy_at_coverage,
     coverage_curve,
@@ -22,7 +22,7 @@ from tunewright.records import Example, Prediction
 from tunewright.review import summarise
 from tunewright.runs import RunPaths, read_json, read_jsonl, write_json
 
-BASELINES = ("zero_shot", "few_shot", "retrieved_few_shot", "embedding_knn", "embedding_classifier")
+BASELINES = get_args(BaselineName)  # every candidate the config can name, in its order
 
 
 @dataclass(frozen=True)
