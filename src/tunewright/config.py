@@ -229,6 +229,8 @@ class GateConfig(Section):
 
 
 BaselineName = Literal["zero_shot", "few_shot", "retrieved_few_shot", "embedding_knn", "embedding_classifier"]
+# the candidates that are classifiers on the packaged embeddings, not prompts (evaluate/embedding_baselines.py)
+EMBEDDING_BASELINES: tuple[BaselineName, ...] = ("embedding_knn", "embedding_classifier")
 
 
 class EndpointConfig(Section):

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import get_args
 
-from tunewright.config import BaselineName, EvalConfig
+from tunewright.config import EMBEDDING_BASELINES, BaselineName, EvalConfig
 from tunewright.evaluate.baselines import BASELINES
-from tunewright.evaluate.embedding_baselines import EMBEDDING_BASELINES
 
 
 def test_every_configurable_baseline_is_registered_and_the_default_runs_them_all() -> None:

@@ -9,11 +9,11 @@ from dataclasses import asdict
 from typing import Any
 
 from tunewright.chat import stop_token_ids
-from tunewright.config import Config
+from tunewright.config import EMBEDDING_BASELINES, Config
 from tunewright.evaluate.baselines import BASELINES, BaselineInputs
 from tunewright.evaluate.candidates import zero_shot_chats
 from tunewright.evaluate.constrained import LabelTrie, build_trie, label_format
-from tunewright.evaluate.embedding_baselines import EMBEDDING_BASELINES, embedding_answers
+from tunewright.evaluate.embedding_baselines import embedding_answers
 from tunewright.evaluate.endpoint import api_key, chat_completion
 from tunewright.evaluate.gate import FINETUNED
 from tunewright.evaluate.generate import Chat, generate_replies

@@ -15,7 +15,6 @@ from tunewright.records import Example
 
 EMBEDDING_KNN = "embedding_knn"
 EMBEDDING_CLASSIFIER = "embedding_classifier"
-EMBEDDING_BASELINES = (EMBEDDING_KNN, EMBEDDING_CLASSIFIER)
 # Inverse regularisation strength of the logistic regression. Unit-length 384-d embeddings need a weak
 # penalty: scikit-learn's default C=1 leaves every probability near 1 / labels.
 CLASSIFIER_C = 20.0

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tunewright.config import GateConfig
+from tunewright.config import EMBEDDING_BASELINES, GateConfig
 from tunewright.evaluate.metrics import CandidateMetrics
 from tunewright.evaluate.stats import Comparison
 from tunewright.review import HumanReview
@@ -95,7 +95,7 @@ def _regression_conditions(gate: GateConfig, tuned: CandidateMetrics,
     if tuned.rubric_pass_rate is not None:
         limits.setdefault("rubric_pass_rate", gate.max_rubric_regression)
     # The embedding classifiers compete on the label only: their reply is a stored training answer.
-    repliers = [m for name, m in baselines.items() if name not in EMBEDDING_CANDIDATES]
+    repliers = [m for name, m in baselines.items() if name not in EMBEDDING_BASELINES]
     conditions = []
     for metric, allowed in limits.items():
         ours = metric_value(tuned, metric)
@@ -129,7 +129,6 @@ def _human_condition(gate: GateConfig, best: str, human: HumanReview | None) -> 
 
 
 LABEL_METRICS = ("label_accuracy", "macro_f1")
-EMBEDDING_CANDIDATES = ("embedding_knn", "embedding_classifier")  # evaluate/embedding_baselines.py
 ADDED_METRICS = ("rubric_pass_rate", "semantic_similarity", "rouge_l", "exact_match", "judge_pass_rate")
 
 
@@ -139,9 +138,9 @@ def label_without_llm(gate: GateConfig, candidates: dict[str, CandidateMetrics])
     beats it by that margin too, and on which other metrics the fine-tune is ahead (e.g. the reply)."""
     if gate.metric not in LABEL_METRICS or FINETUNED not in candidates:
         return None
-    embedding = {n: v for n in EMBEDDING_CANDIDATES if n in candidates
+    embedding = {n: v for n in EMBEDDING_BASELINES if n in candidates
                  and (v := metric_value(candidates[n], gate.metric)) is not None}
-    prompting = [v for n, m in candidates.items() if n != FINETUNED and n not in EMBEDDING_CANDIDATES
+    prompting = [v for n, m in candidates.items() if n != FINETUNED and n not in EMBEDDING_BASELINES
                  and (v := metric_value(m, gate.metric)) is not None]
     if not embedding:
         return None

@@ -10,6 +10,8 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +96,13 @@ def disk_full(exc: BaseException) -> bool:
     return DISK_FULL_TEXT.search(str(exc)) is not None
 
 
-def disk_full_error(where: Path) -> CheckpointError:
-    return CheckpointError(f"the disk is full: writing under {where} failed; free space there (or pick "
-                           "another --out) and continue with --resume")
+@contextmanager
+def disk_full_as_error(where: Path) -> Iterator[None]:
+    """Inside the block, a write that fails on a full disk becomes one CheckpointError line."""
+    try:
+        yield
+    except Exception as exc:
+        if disk_full(exc):
+            raise CheckpointError(f"the disk is full: writing under {where} failed; free space there (or "
+                                  "pick another --out) and continue with --resume") from exc
+        raise

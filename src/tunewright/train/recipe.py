@@ -25,7 +25,7 @@ from tunewright.records import Example
 from tunewright.runs import RunPaths, write_json
 from tunewright.train.artifact import save_artifact
 from tunewright.train.batches import PackCollator, PadCollator, Row
-from tunewright.train.checkpoint_manifest import disk_full, disk_full_error
+from tunewright.train.checkpoint_manifest import disk_full_as_error
 from tunewright.train.precision import Precision, resolve_precision
 from tunewright.train.trainer import PrefixSharingTrainer
 from tunewright.train.watch import TrainingWatch
@@ -85,12 +85,8 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True, resume:
 
     result = training_result(config, trainer, watch, model, precision, time.perf_counter() - started)
     if trainer.is_world_process_zero():
-        try:
+        with disk_full_as_error(run.root):
             save_artifact(config, run, tuned, tokenizer, watch.best.best_loss)
-        except Exception as exc:
-            if disk_full(exc):
-                raise disk_full_error(run.root) from exc
-            raise
         write_json(run.training_result, asdict(result))
     return result
 

@@ -12,7 +12,7 @@ from transformers import Trainer, TrainerCallback
 
 from tunewright.config import Config
 from tunewright.runs import RunPaths
-from tunewright.train.checkpoint_manifest import disk_full, disk_full_error, latest_complete_checkpoint
+from tunewright.train.checkpoint_manifest import disk_full_as_error, latest_complete_checkpoint
 from tunewright.train.checkpoints import Checkpoints, StopOnSignal, TrainingInterrupted
 from tunewright.train.metrics_log import MetricsLog, ProgressBar, tracking_callbacks
 
@@ -47,15 +47,10 @@ class TrainingWatch:
 
     def train(self, trainer: Trainer, run: RunPaths) -> None:
         """Run `trainer` to the end; a Ctrl-C / SIGTERM saves a checkpoint and raises TrainingInterrupted."""
-        with self.interrupt.installed():
-            # Trainer reloads its own checkpoint files (optimizer.pt, scheduler.pt, rng_state.pth) with
-            # torch.load(weights_only=True); the weights themselves are safetensors.
-            try:
-                trainer.train(resume_from_checkpoint=str(self.checkpoint) if self.checkpoint else None)
-            except Exception as exc:
-                if disk_full(exc):
-                    raise disk_full_error(run.checkpoints) from exc
-                raise
+        # Trainer reloads its own checkpoint files (optimizer.pt, scheduler.pt, rng_state.pth) with
+        # torch.load(weights_only=True); the weights themselves are safetensors.
+        with self.interrupt.installed(), disk_full_as_error(run.checkpoints):
+            trainer.train(resume_from_checkpoint=str(self.checkpoint) if self.checkpoint else None)
         if self.interrupt.received:
             step = trainer.state.global_step
             raise TrainingInterrupted(
