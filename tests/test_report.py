@@ -11,6 +11,7 @@ import pytest
 
 from tunewright.records import Example, Message, Prediction
 from tunewright.report import write_reports
+from tunewright.run_summary import RunSummary
 from tunewright.runs import RunPaths, write_jsonl
 
 CANDIDATES = ("finetuned", "zero_shot", "few_shot")
@@ -82,7 +83,7 @@ def _write_run(run: RunPaths) -> None:
 def reported_run(tmp_path: Path) -> RunPaths:
     run = RunPaths(tmp_path / "run")
     _write_run(run)
-    write_reports(run, _summary())
+    write_reports(run, RunSummary.from_json(_summary()))
     return run
 
 
@@ -146,7 +147,7 @@ def _evidence(summary: dict[str, Any]) -> dict[str, Any]:
 def test_reports_show_intervals_confusion_and_probes(tmp_path: Path) -> None:
     run = RunPaths(tmp_path / "run")
     _write_run(run)
-    write_reports(run, _evidence(_summary()))
+    write_reports(run, RunSummary.from_json(_evidence(_summary())))
     for path in (run.report_md, run.report_html):
         text = path.read_text(encoding="utf-8")
         assert "[+5.0, +60.0]" in text and "better" in text and "not distinguishable" in text
@@ -164,7 +165,7 @@ def test_report_compares_two_rounds(tmp_path: Path) -> None:
     older = _summary()
     older["decision"] = "no-go"
     older["eval"]["candidates"]["finetuned"] = _metrics(0.333, 0.5)
-    write_reports(run, _summary(), ("round-1", older))
+    write_reports(run, RunSummary.from_json(_summary()), ("round-1", RunSummary.from_json(older)))
     for path in (run.report_md, run.report_html):
         text = path.read_text(encoding="utf-8")
         assert "Compared with round-1" in text and "+33.4" in text and "no-go" in text
@@ -178,7 +179,7 @@ def test_report_says_first_when_an_embedding_classifier_is_enough(tmp_path: Path
         "candidate": "embedding_classifier", "metric": "label_accuracy", "value": 0.9, "best_prompting": 0.333,
         "finetuned": 0.667, "finetune_needed": False,
         "finetune_adds": {"rubric_pass_rate": {"finetuned": 1.0, "embedding_classifier": 0.0}}}
-    write_reports(run, summary)
+    write_reports(run, RunSummary.from_json(summary))
     for path in (run.report_md, run.report_html):
         text = path.read_text(encoding="utf-8")
         lead = text.index("An LLM fine-tune is not needed for the label")

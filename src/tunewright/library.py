@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewright.errors import ModelError
+from tunewright.run_summary import RunSummary
 from tunewright.runs import ADAPTER_MANIFEST, AdapterManifest, atomic_dir, read_json, write_json
 
 ADAPTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -219,7 +220,6 @@ def check_source_files(source: Path, names: tuple[str, ...]) -> None:
 def _eval_summary(summary_file: Path) -> dict[str, Any]:
     if not summary_file.is_file():
         return {}
-    summary = read_json(summary_file)
-    evaluation = summary.get("eval", {})
-    return {"decision": summary.get("decision"), "test_rows": evaluation.get("test_rows"),
-            "candidates": evaluation.get("candidates", {})}
+    summary = RunSummary.read(summary_file)
+    return {"decision": summary.decision, "test_rows": summary.evaluation.test_rows,
+            "candidates": summary.evaluation.candidates}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from tunewright.data.check import CheckReport, check_dataset
 from tunewright.data.split import Splits, build_splits, split_position
 from tunewright.errors import DataError
 from tunewright.modeling import load_tokenizer, resolve_base_model
+from tunewright.run_summary import EvalSummary, RunSummary, TrainingResult
 from tunewright.runs import RunPaths, read_json, write_json, write_jsonl, write_text
 
 Announce = Callable[[str], None]
@@ -63,7 +65,7 @@ def _with_fixed_test(config: Config, tokenizer: Any, splits: Splits) -> Splits:
     return Splits(train, val, test_report.examples)
 
 
-def run_pipeline(config: Config, run: RunPaths, announce: Announce, show_progress: bool = True) -> dict[str, Any]:
+def run_pipeline(config: Config, run: RunPaths, announce: Announce, show_progress: bool = True) -> RunSummary:
     """check -> split -> baselines -> train -> evaluate -> decide -> report; returns the summary."""
     from tunewright.evaluate import evaluate_baselines
     from tunewright.train import train_run
@@ -82,7 +84,7 @@ def run_pipeline(config: Config, run: RunPaths, announce: Announce, show_progres
 
 
 def finish_run(config: Config, run: RunPaths, announce: Announce, show_progress: bool,
-               timings: dict[str, float], started: float) -> dict[str, Any]:
+               timings: dict[str, float], started: float) -> RunSummary:
     """Evaluate the saved adapter against the baselines, decide, write the reports and summary."""
     from tunewright.evaluate import evaluate_baselines, evaluate_finetuned, score_run
     from tunewright.report import write_reports
@@ -98,12 +100,12 @@ def finish_run(config: Config, run: RunPaths, announce: Announce, show_progress:
     summary = build_summary(config, run, result.to_json())
     with _timed(timings, "report"):
         write_reports(run, summary)  # the report shows no timings: they are complete only after it
-    summary["timings"] = {**timings, "total_seconds": time.perf_counter() - started}
-    write_json(run.summary, summary)
+    summary = replace(summary, timings={**timings, "total_seconds": time.perf_counter() - started})
+    write_json(run.summary, summary.to_json())
     return summary
 
 
-def rescore_run(config: Config, run: RunPaths) -> dict[str, Any]:
+def rescore_run(config: Config, run: RunPaths) -> RunSummary:
     """Score the predictions on disk again (the human verdicts as they are now), decide, rewrite the
     reports and summary; training facts and timings stay those of the run."""
     from tunewright.evaluate import score_run
@@ -111,40 +113,28 @@ def rescore_run(config: Config, run: RunPaths) -> dict[str, Any]:
 
     if not run.summary.exists():
         raise DataError(f"{run.summary}: no summary yet; run `tunewright eval {run.root}` without --rescore")
-    previous = read_json(run.summary)
+    previous = RunSummary.read(run.summary)
     result = score_run(config, run)
-    summary = build_summary(config, run, result.to_json())
-    summary["timings"] = previous["timings"]
+    summary = replace(build_summary(config, run, result.to_json()), timings=previous.timings)
     write_reports(run, summary)
-    write_json(run.summary, summary)
+    write_json(run.summary, summary.to_json())
     return summary
 
 
-def build_summary(config: Config, run: RunPaths, evaluation: dict[str, Any]) -> dict[str, Any]:
+def build_summary(config: Config, run: RunPaths, evaluation: dict[str, Any]) -> RunSummary:
     """summary.json without its timings, which finish_run adds once the report is written."""
     manifest = read_json(run.split_manifest)
-    training = read_json(run.training_result)
-    return {
-        "decision": evaluation["decision"],
-        "decision_reasons": evaluation["decision_reasons"],
-        "task": config.task.name,
-        "base_model": config.model.base,
-        "method": config.method.name,
-        "data": {name: split["rows"] for name, split in manifest["splits"].items()},
-        "training": training,
-        "eval": {
-            "test_rows": evaluation["test_rows"],
-            "best_baseline": evaluation["best_baseline"],
-            "gate": config.eval.gate.model_dump(),
-            "candidates": evaluation["candidates"],
-            "comparisons": evaluation.get("comparisons", []),
-            "bootstrap_resamples": config.eval.bootstrap_resamples,
-            "probes": evaluation.get("probes", {}),
-            "human_review": evaluation.get("human_review"),
-            "label_without_llm": evaluation.get("label_without_llm"),
-            "calibration": evaluation.get("calibration", {}),
-        },
-        "artifacts": {
+    return RunSummary(
+        decision=evaluation["decision"],
+        decision_reasons=evaluation["decision_reasons"],
+        task=config.task.name,
+        base_model=config.model.base,
+        method=config.method.name,
+        data={name: split["rows"] for name, split in manifest["splits"].items()},
+        training=TrainingResult.read(run.training_result),
+        evaluation=EvalSummary.from_json({**evaluation, "gate": config.eval.gate.model_dump(),
+                                          "bootstrap_resamples": config.eval.bootstrap_resamples}),
+        artifacts={
             "adapter": _relative(run.adapter, run.root),
             "report_html": _relative(run.report_html, run.root),
             "report_md": _relative(run.report_md, run.root),
@@ -152,7 +142,7 @@ def build_summary(config: Config, run: RunPaths, evaluation: dict[str, Any]) -> 
             "loss_curve": _relative(run.loss_plot, run.root),
             "config": _relative(run.config, run.root),
         },
-    }
+    )
 
 
 def _relative(path: Path, root: Path) -> str:

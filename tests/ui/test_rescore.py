@@ -30,7 +30,7 @@ def test_rescore_puts_the_human_win_rate_in_the_gate_and_the_report(runs_dir: Pa
     config = load_config(run.config)
     gate = config.eval.gate.model_copy(update={"human_win_rate": HumanGate(min=0.6, min_rows=len(rows) + 1)})
     config = config.model_copy(update={"eval": config.eval.model_copy(update={"gate": gate})})
-    summary = rescore_run(config, run)
+    summary = rescore_run(config, run).to_json()
     human = summary["eval"]["human_review"]
     wins = (len(rows) + 1) // 2
     assert human["rows"] == len(rows) and human["wins"] == wins

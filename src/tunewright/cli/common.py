@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from tunewright.errors import EXIT_NO_GO
+from tunewright.run_summary import RunSummary
 from tunewright.runs import RunPaths
 
 app = typer.Typer(help="Turn a general open LLM into a specialist for one narrow task.",
@@ -36,33 +36,37 @@ def examples_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[3] / "examples"
 
 
-def print_summary(run_paths: RunPaths, summary: dict[str, Any]) -> None:
-    table = Table(title=f"{summary['task']} on the test split ({summary['eval']['test_rows']} rows)")
-    candidates = summary["eval"]["candidates"]
+def print_summary(run_paths: RunPaths, summary: RunSummary) -> None:
+    evaluation = summary.evaluation
+    table = Table(title=f"{summary.task} on the test split ({evaluation.test_rows} rows)")
     shown = [(key, title) for key, title in SUMMARY_METRICS
-             if any(metrics.get(key) is not None for metrics in candidates.values())]
+             if any(metrics.get(key) is not None for metrics in evaluation.candidates.values())]
     for column in ("candidate", *(title for _, title in shown)):
         table.add_column(column)
-    for name, metrics in candidates.items():
+    for name, metrics in evaluation.candidates.items():
         table.add_row(name, *(_percent(metrics.get(key)) for key, _ in shown))
     console.print(table)
-    gate_metric = summary["eval"]["gate"]["metric"]
-    for item in summary["eval"].get("comparisons", []):
+    gate_metric = evaluation.gate["metric"]
+    for item in evaluation.comparisons:
         if item["metric"] == gate_metric:
             low, high = item["ci95"]
             console.print(f"  {gate_metric}: finetuned - {item['baseline']} = {100 * item['difference']:+.1f} points "
                           f"(95% CI {100 * low:+.1f} to {100 * high:+.1f})", markup=False)
-    colour = "green" if summary["decision"] == "go" else "red"
-    console.print(f"[bold {colour}]decision: {summary['decision'].upper()}[/]")
-    for reason in summary["decision_reasons"]:
+    colour = "green" if summary.decision == "go" else "red"
+    console.print(f"[bold {colour}]decision: {summary.decision.upper()}[/]")
+    for reason in summary.decision_reasons:
         console.print(f"  - {reason}", markup=False)
-    training = summary["training"]
-    console.print(f"training: {training['steps']} steps, best val loss {training['best_val_loss']:.4f}, "
-                  f"{training['train_tokens_per_second']:.0f} tokens/s; total "
-                  f"{summary['timings']['total_seconds']:.0f} s")
+    training = summary.training
+    console.print(f"training: {training.steps} steps, best val loss {_loss(training.best_val_loss)}, "
+                  f"{training.train_tokens_per_second:.0f} tokens/s; total "
+                  f"{summary.timings.get('total_seconds', 0.0):.0f} s")
     console.print(f"report: {run_paths.report_html}")
-    if summary["decision"] != "go":
+    if summary.decision != "go":
         raise typer.Exit(EXIT_NO_GO)
+
+
+def _loss(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _percent(value: float | None) -> str:

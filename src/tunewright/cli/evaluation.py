@@ -10,7 +10,8 @@ import typer
 from tunewright.cli.common import SetOption, announce, app, console, print_summary
 from tunewright.config import load_config
 from tunewright.errors import TunewrightError
-from tunewright.runs import existing_run, read_json
+from tunewright.run_summary import RunSummary
+from tunewright.runs import existing_run
 
 
 @app.command("eval")
@@ -50,7 +51,7 @@ def report(
         other_paths = existing_run(compare)
         if not other_paths.summary.exists():
             raise TunewrightError(f"{other_paths.summary}: the run to compare with has no summary.json")
-        other = (compare.name or str(compare), read_json(other_paths.summary))
-    write_reports(run_paths, read_json(run_paths.summary), other)
+        other = (compare.name or str(compare), RunSummary.read(other_paths.summary))
+    write_reports(run_paths, RunSummary.read(run_paths.summary), other)
     console.print(f"report: {run_paths.report_html}")
     console.print(f"report: {run_paths.report_md}")

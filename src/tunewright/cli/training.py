@@ -11,7 +11,8 @@ from tunewright.cli.common import OutOption, SetOption, announce, app, console
 from tunewright.config import Config, dump_config, load_config
 from tunewright.errors import EXIT_PROBLEMS, TunewrightError
 from tunewright.methods.facts import method_names
-from tunewright.runs import RunPaths, new_run_dir, read_json
+from tunewright.run_summary import TrainingResult
+from tunewright.runs import RunPaths, new_run_dir
 
 
 @app.command()
@@ -47,10 +48,10 @@ def train(
     train_run(loaded, run_paths, show_progress=distributed.rank() == 0, resume=resume)
     if distributed.rank() == 0:
         write_loss_plot(run_paths)
-        result = read_json(run_paths.training_result)
-        best = "-" if result["best_val_loss"] is None else f"{result['best_val_loss']:.4f}"
-        console.print(f"{result['method']}: {artifact_dir(loaded, run_paths)}  (steps {result['steps']}, best val "
-                      f"loss {best}{', stopped early' if result['stopped_early'] else ''})")
+        result = TrainingResult.read(run_paths.training_result)
+        best = "-" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
+        console.print(f"{result.method}: {artifact_dir(loaded, run_paths)}  (steps {result.steps}, best val "
+                      f"loss {best}{', stopped early' if result.stopped_early else ''})")
 
 
 def _existing_run(out: Path | None, config: Config) -> RunPaths:

@@ -18,29 +18,30 @@ from tunewright.report.sections import (
     round_comparison,
 )
 from tunewright.report.view import Section, build_view
-from tunewright.runs import ADAPTER_MANIFEST, RunPaths, read_json, read_jsonl, write_bytes, write_text
+from tunewright.run_summary import EvalSummary, RunSummary
+from tunewright.runs import AdapterManifest, RunPaths, read_jsonl, write_bytes, write_text
 
 __all__ = ["write_loss_plot", "write_reports"]
 
 
-def write_reports(run: RunPaths, summary: dict[str, Any], other: tuple[str, dict[str, Any]] | None = None) -> None:
+def write_reports(run: RunPaths, summary: RunSummary, other: tuple[str, RunSummary] | None = None) -> None:
     """Write run.loss_plot, run.report_md and run.report_html from the summary and the run's files;
     `other` = (name, summary) of another round adds a section comparing the two."""
-    training = summary["training"]
-    loss_png = loss_curve_png(read_jsonl(run.metrics), training["best_step"],
-                              training["steps"] if training.get("stopped_early") else None)
-    comparisons, comparison_summary = compare_examples(run, summary["eval"]["best_baseline"])
-    evaluation = summary["eval"]
+    training = summary.training
+    loss_png = loss_curve_png(read_jsonl(run.metrics), training.best_step,
+                              training.steps if training.stopped_early else None)
+    evaluation = summary.evaluation
+    comparisons, comparison_summary = compare_examples(run, evaluation.best_baseline)
     sections: list[Section] = []
     if other is not None:
         sections.append(round_comparison(summary, other[1], other[0]))
-    intervals = intervals_section(evaluation.get("comparisons", []), evaluation.get("bootstrap_resamples"))
-    confusion = confusion_section(evaluation["candidates"])
-    calibrated = calibration_section(evaluation.get("calibration") or {})
+    intervals = intervals_section(evaluation.comparisons, evaluation.bootstrap_resamples)
+    confusion = confusion_section(evaluation.candidates)
+    calibrated = calibration_section(evaluation.calibration)
     sections += [item for item in (intervals, confusion, calibrated) if item is not None]
-    sections += probe_sections(evaluation.get("probes", {}))
+    sections += probe_sections(evaluation.probes)
     sections.append(usage_section(run, summary))
-    human = human_section(evaluation.get("human_review"))
+    human = human_section(evaluation.human_review)
     if human is not None:
         sections.insert(0, human)
     view = build_view(summary, run.loss_plot.name, comparisons, comparison_summary, sections)
@@ -49,24 +50,23 @@ def write_reports(run: RunPaths, summary: dict[str, Any], other: tuple[str, dict
     write_text(run.report_html, render_html(view, loss_png, _charts(evaluation)))
 
 
-def _charts(evaluation: dict[str, Any]) -> str:
+def _charts(evaluation: EvalSummary) -> str:
     """The pictures first: differences with their intervals, metrics per candidate, the confusion heatmap."""
-    parts = [("Differences with 95 % intervals", forest_plot(evaluation.get("comparisons", []))),
-             ("Metrics per candidate", grouped_bars(evaluation["candidates"])),
+    parts = [("Differences with 95 % intervals", forest_plot(evaluation.comparisons)),
+             ("Metrics per candidate", grouped_bars(evaluation.candidates)),
              ("Confusion matrix (fine-tuned)",
-              confusion_heatmap(evaluation["candidates"].get("finetuned", {}).get("confusion") or {}))]
+              confusion_heatmap(evaluation.candidates.get("finetuned", {}).get("confusion") or {}))]
     return "".join(f"<h2>{title}</h2>{svg}" for title, svg in parts if svg)
 
 
-def usage_section(run: RunPaths, summary: dict[str, Any]) -> Section:
+def usage_section(run: RunPaths, summary: RunSummary) -> Section:
     """How to use this model: the system prompt and stop tokens it was trained with, and the commands."""
-    manifest_path = run.root / summary.get("artifacts", {}).get("adapter", "adapter") / ADAPTER_MANIFEST
-    manifest = read_json(manifest_path) if manifest_path.is_file() else {}
-    name = summary["task"]
+    manifest = AdapterManifest.read(run.root / summary.artifacts.get("adapter", "adapter"))
+    name = summary.task
     paragraphs = [
         "Send this system prompt with every request (the server adds it when a request has none): "
-        f"{manifest.get('system_prompt', '(see config.yaml task.system_prompt)')}",
-        f"Stop at the end-of-turn token(s) it learned: ids {manifest.get('stop_token_ids', '?')} "
+        f"{manifest.system_prompt or '(see config.yaml task.system_prompt)'}",
+        f"Stop at the end-of-turn token(s) it learned: ids {list(manifest.stop_token_ids) or '?'} "
         "(saved with the adapter; `tunewright serve` and evaluation use exactly those).",
         f"Serve it: tunewright adapters add {run.root} --name {name} --library adapters, then "
         "tunewright serve --adapters adapters and send model: " + name + " to /v1/chat/completions.",

@@ -6,7 +6,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from tunewright.runs import RunPaths, read_json, read_jsonl, write_bytes
+from tunewright.run_summary import TrainingResult
+from tunewright.runs import RunPaths, read_jsonl, write_bytes
 
 
 def loss_curve_png(metrics: list[dict[str, Any]], best_step: int | None, stopped_at: int | None = None) -> bytes:
@@ -43,6 +44,6 @@ def loss_curve_png(metrics: list[dict[str, Any]], best_step: int | None, stopped
 
 def write_loss_plot(run: RunPaths) -> None:
     """Draw run.loss_plot from the run's metrics.jsonl and training_result.json."""
-    training = read_json(run.training_result)
-    stopped_at = training["steps"] if training.get("stopped_early") else None
-    write_bytes(run.loss_plot, loss_curve_png(read_jsonl(run.metrics), training["best_step"], stopped_at))
+    training = TrainingResult.read(run.training_result)
+    stopped_at = training.steps if training.stopped_early else None
+    write_bytes(run.loss_plot, loss_curve_png(read_jsonl(run.metrics), training.best_step, stopped_at))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tunewright.report.view import FINETUNED, MISSING, Section, Table, percent
+from tunewright.run_summary import RunSummary
 
 FULL_MATRIX_LABELS = 12  # above this many labels, the most frequent confusions are listed instead
 TOP_CONFUSIONS = 15
@@ -95,18 +96,18 @@ def probe_sections(probes: dict[str, Any]) -> list[Section]:
     return sections
 
 
-def round_comparison(summary: dict[str, Any], other: dict[str, Any], other_name: str) -> Section:
+def round_comparison(summary: RunSummary, other: RunSummary, other_name: str) -> Section:
     """This run's fine-tuned model against another round's, metric by metric."""
-    ours, theirs = summary["eval"]["candidates"][FINETUNED], other["eval"]["candidates"][FINETUNED]
+    ours, theirs = summary.evaluation.candidates[FINETUNED], other.evaluation.candidates[FINETUNED]
     rows = []
     for key, title in METRIC_NAMES.items():
         if ours.get(key) is None and theirs.get(key) is None:
             continue
         change = MISSING if ours.get(key) is None or theirs.get(key) is None else points(ours[key] - theirs[key])
         rows.append([title, percent(theirs.get(key)), percent(ours.get(key)), change])
-    rows.append(["decision", other["decision"], summary["decision"], ""])
+    rows.append(["decision", other.decision, summary.decision, ""])
     text = (f"This run against {other_name} (the other round's fine-tuned model), on their own test splits "
-            f"({other['eval']['test_rows']} and {summary['eval']['test_rows']} rows).")
+            f"({other.evaluation.test_rows} and {summary.evaluation.test_rows} rows).")
     return Section(f"Compared with {other_name}", [text], [Table(["metric", other_name, "this run", "change"], rows)])
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tunewright.run_summary import RunSummary, TrainingResult
+
 # Mirrors evaluate.gate.FINETUNED; importing evaluate would pull torch into `import tunewright.report`.
 FINETUNED = "finetuned"
 MISSING = "—"
@@ -84,22 +86,22 @@ class ReportView:
     sections: list[Section] = field(default_factory=list)  # intervals, confusion, probes, other rounds
 
 
-def build_view(summary: dict[str, Any], plot_name: str, comparisons: list[Comparison],
+def build_view(summary: RunSummary, plot_name: str, comparisons: list[Comparison],
                comparison_summary: str, sections: list[Section] | None = None) -> ReportView:
-    evaluation = summary["eval"]
-    candidates: dict[str, dict[str, Any]] = evaluation["candidates"]
+    evaluation = summary.evaluation
+    candidates = evaluation.candidates
     order = candidate_order(candidates)
     return ReportView(
-        decision=summary["decision"],
-        lead=label_lead(evaluation.get("label_without_llm")),
-        verdict=VERDICTS[summary["decision"]],
-        reasons=list(summary["decision_reasons"]),
+        decision=summary.decision,
+        lead=label_lead(evaluation.label_without_llm),
+        verdict=VERDICTS[summary.decision],
+        reasons=list(summary.decision_reasons),
         facts=context_facts(summary),
-        alerts=training_alerts(summary["training"]) + forgetting_alerts(evaluation.get("probes", {})),
-        gate=gate_line(evaluation["gate"], evaluation["best_baseline"]),
-        best_baseline=evaluation["best_baseline"],
+        alerts=training_alerts(summary.training) + forgetting_alerts(evaluation.probes),
+        gate=gate_line(evaluation.gate, evaluation.best_baseline),
+        best_baseline=evaluation.best_baseline,
         candidate_notes=[f"{name}: {CANDIDATE_NOTES.get(name, 'an OpenAI-compatible endpoint')}" for name in order],
-        metrics=metrics_table(candidates, order, evaluation["best_baseline"]),
+        metrics=metrics_table(candidates, order, evaluation.best_baseline),
         rubric=rubric_table(candidates, order),
         plot_name=plot_name,
         comparison_summary=comparison_summary,
@@ -146,32 +148,32 @@ def duration(seconds: float) -> str:
     return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
-def context_facts(summary: dict[str, Any]) -> list[str]:
-    training, data = summary["training"], summary["data"]
-    steps = f"{training['steps']} of {training['planned_steps']} planned steps"
-    if training["stopped_early"]:
-        steps += f", stopped early at step {training['steps']}"
-    if training["best_step"] is not None:
-        steps += f", best step {training['best_step']}"
+def context_facts(summary: RunSummary) -> list[str]:
+    training, data = summary.training, summary.data
+    steps = f"{training.steps} of {training.planned_steps} planned steps"
+    if training.stopped_early:
+        steps += f", stopped early at step {training.steps}"
+    if training.best_step is not None:
+        steps += f", best step {training.best_step}"
     facts = [
-        f"task {summary['task']}",
-        f"base model {summary['base_model']}",
-        f"method {summary['method']}",
+        f"task {summary.task}",
+        f"base model {summary.base_model}",
+        f"method {summary.method}",
         "data " + " / ".join(f"{split} {data[split]}" for split in ("train", "val", "test")) + " rows",
         steps,
     ]
-    if training["best_val_loss"] is not None:
-        facts.append(f"best val loss {training['best_val_loss']:.4f}")
-    facts.append(f"training took {duration(training['seconds'])} at "
-                 f"{training['train_tokens_per_second']:,.0f} tokens/s ({training['precision']})")
-    share = percent(training["trainable_parameters"] / max(training["total_parameters"], 1))
-    facts.append(f"{training['trainable_parameters']:,} of {training['total_parameters']:,} parameters "
+    if training.best_val_loss is not None:
+        facts.append(f"best val loss {training.best_val_loss:.4f}")
+    facts.append(f"training took {duration(training.seconds)} at "
+                 f"{training.train_tokens_per_second:,.0f} tokens/s ({training.precision})")
+    share = percent(training.trainable_parameters / max(training.total_parameters, 1))
+    facts.append(f"{training.trainable_parameters:,} of {training.total_parameters:,} parameters "
                  f"trained ({share})")
     return facts
 
 
-def training_alerts(training: dict[str, Any]) -> list[str]:
-    if not training["overfitting_alert"]:
+def training_alerts(training: TrainingResult) -> list[str]:
+    if not training.overfitting_alert:
         return []
     return ["Overfitting alert: validation loss kept rising while training loss fell. "
             "The adapter kept is the one from the best step, before the rise."]

@@ -9,7 +9,6 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from tunewright.errors import ConfigError, DataError
 from tunewright.methods import METHODS, Method, artifact_dir, load_base
 from tunewright.modeling import CausalLM, load_tokenizer, resolve_base_model
 from tunewright.records import Example
+from tunewright.run_summary import TrainingResult
 from tunewright.runs import RunPaths, write_json
 from tunewright.train.artifact import save_artifact
 from tunewright.train.batches import PackCollator, PadCollator, Row
@@ -31,25 +31,6 @@ from tunewright.train.trainer import PrefixSharingTrainer
 from tunewright.train.watch import TrainingWatch
 
 __all__ = ["PadCollator", "TrainingResult", "artifact_dir", "train_run"]
-
-
-@dataclass(frozen=True)
-class TrainingResult:
-    steps: int
-    planned_steps: int
-    best_val_loss: float | None
-    best_step: int | None
-    stopped_early: bool
-    overfitting_alert: bool
-    train_tokens: int
-    train_tokens_per_second: float
-    seconds: float
-    precision: str
-    trainable_parameters: int
-    total_parameters: int
-    method: str = "lora"
-    resumed_from_step: int | None = None
-    precision_reason: str = ""
 
 
 def train_run(config: Config, run: RunPaths, show_progress: bool = True, resume: bool = False,
@@ -87,7 +68,7 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True, resume:
     if trainer.is_world_process_zero():
         with disk_full_as_error(run.root):
             save_artifact(config, run, tuned, tokenizer, watch.best.best_loss)
-        write_json(run.training_result, asdict(result))
+        write_json(run.training_result, result.to_json())
     return result
 
 

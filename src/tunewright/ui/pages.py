@@ -54,19 +54,19 @@ def run_page(request: Request, name: str, show: str = "all", q: str = "", page_n
     summary = summary_of(run)
     context: dict[str, object] = {"name": name, "row": run_row(run.root), "summary": summary}
     if summary is not None:
-        evaluation = summary["eval"]
-        candidates = evaluation["candidates"]
+        evaluation = summary.evaluation
+        candidates = evaluation.candidates
         order = candidate_order(candidates)
-        best = evaluation["best_baseline"]
+        best = evaluation.best_baseline
         judge_file = run.eval_dir / "judge.json"
         human = summarise(run.root, best, read_json(judge_file) if judge_file.is_file() else None) if best else None
         context.update(
-            gate=gate_line(evaluation["gate"], best), best=best, human=human,
+            gate=gate_line(evaluation.gate, best), best=best, human=human,
             metrics=metrics_table(candidates, order, best), rubric=rubric_table(candidates, order),
-            forest=forest_plot(evaluation.get("comparisons", [])),
+            forest=forest_plot(evaluation.comparisons),
             heatmap=confusion_heatmap(candidates.get("finetuned", {}).get("confusion") or {}),
             bars=grouped_bars({n: candidates[n] for n in order}),
-            probes=probe_sections(evaluation.get("probes", {})),
+            probes=probe_sections(evaluation.probes),
             examples=filter_examples(example_rows(run, best), show, q, page_number),
             show=show if show in FILTERS else "all", q=q, filters=FILTERS,
         )

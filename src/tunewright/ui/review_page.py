@@ -25,7 +25,7 @@ def _reviewable(request: Request, name: str) -> tuple[RunPaths, str, list[Exampl
     summary = summary_of(run) if run is not None else None
     if run is None or summary is None:
         raise HTTPException(404, f"no evaluated run named {name!r}: review needs summary.json and predictions")
-    baseline = summary["eval"]["best_baseline"]
+    baseline = summary.evaluation.best_baseline
     rows = example_rows(run, baseline)
     if not rows:
         raise HTTPException(404, f"{name}: no test rows with both the fine-tuned and {baseline!r} answers")

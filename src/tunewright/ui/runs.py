@@ -15,7 +15,8 @@ from tunewright.records import Example, Prediction
 from tunewright.report.examples import correct, last_user_turn
 from tunewright.report.sections import points
 from tunewright.report.view import percent
-from tunewright.runs import RunPaths, read_json, read_jsonl
+from tunewright.run_summary import RunSummary
+from tunewright.runs import RunPaths, read_jsonl
 
 FINETUNED = "finetuned"
 STALE_SECONDS = 600  # a run without a summary whose metrics.jsonl has not moved for this long stopped
@@ -67,17 +68,17 @@ def find_run(runs_dir: Path, name: str) -> RunPaths | None:
     return RunPaths(path) if (path / "config.yaml").is_file() else None
 
 
-def summary_of(run: RunPaths) -> dict[str, Any] | None:
+def summary_of(run: RunPaths) -> RunSummary | None:
+    """The run's summary; None while it has none or one being rewritten (not yet whole)."""
     if not run.summary.is_file():
         return None
     try:
-        loaded: dict[str, Any] = read_json(run.summary)
-    except json.JSONDecodeError:
+        return RunSummary.read(run.summary)
+    except (json.JSONDecodeError, KeyError, TypeError):
         return None
-    return loaded
 
 
-def status(run: RunPaths, summary: dict[str, Any] | None) -> str:
+def status(run: RunPaths, summary: RunSummary | None) -> str:
     if summary is not None:
         return "finished"
     return "running" if time.time() - _updated(run) < STALE_SECONDS else "failed"
@@ -91,9 +92,9 @@ def run_row(path: Path) -> RunRow:
     metric = str(gate.get("metric", "label_accuracy"))
     value = difference = ""
     if summary is not None:
-        value = percent(summary["eval"]["candidates"].get(FINETUNED, {}).get(metric))
-        best = summary["eval"]["best_baseline"]
-        for item in summary["eval"].get("comparisons", []):
+        value = percent(summary.evaluation.candidates.get(FINETUNED, {}).get(metric))
+        best = summary.evaluation.best_baseline
+        for item in summary.evaluation.comparisons:
             if item["metric"] == metric and item["baseline"] == best:
                 low, high = item["ci95"]
                 difference = f"{points(item['difference'])} vs {best} [{points(low)}, {points(high)}]"
@@ -102,7 +103,7 @@ def run_row(path: Path) -> RunRow:
         task=str(config.get("task", {}).get("name", "?")),
         method=str((config.get("method") or {}).get("name", "lora")),
         status=status(run, summary),
-        decision=summary["decision"] if summary else "",
+        decision=summary.decision if summary else "",
         metric=metric, value=value, difference=difference, updated=_updated(run),
     )
 

@@ -1,0 +1,98 @@
+"""What a finished run says about itself, as typed records: training_result.json (TrainingResult) and
+summary.json (RunSummary: the decision, the data, the training, the evaluation, the artifacts, the
+timings). Written by train/ and pipeline.py; read by the report, the dashboard, the CLI and the
+adapter library. Never imports torch."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from tunewright.runs import read_json
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    steps: int
+    planned_steps: int
+    best_val_loss: float | None
+    best_step: int | None
+    stopped_early: bool
+    overfitting_alert: bool
+    train_tokens: int
+    train_tokens_per_second: float
+    seconds: float
+    precision: str
+    trainable_parameters: int
+    total_parameters: int
+    method: str = "lora"
+    resumed_from_step: int | None = None
+    precision_reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> TrainingResult:
+        return cls(**_known(cls, payload))
+
+    @classmethod
+    def read(cls, path: Path) -> TrainingResult:
+        return cls.from_json(read_json(path))
+
+
+@dataclass(frozen=True)
+class EvalSummary:
+    """The evaluation part of summary.json; metric maps stay keyed by metric name as score_run wrote them."""
+
+    test_rows: int
+    best_baseline: str
+    gate: dict[str, Any]  # config.GateConfig as dumped, so a report shows the bars the run was held to
+    candidates: dict[str, dict[str, Any]]
+    comparisons: list[dict[str, Any]] = field(default_factory=list)
+    bootstrap_resamples: int = 0
+    probes: dict[str, Any] = field(default_factory=dict)
+    human_review: dict[str, Any] | None = None
+    label_without_llm: dict[str, Any] | None = None
+    calibration: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> EvalSummary:
+        return cls(**_known(cls, payload))
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    decision: str
+    decision_reasons: list[str]
+    task: str
+    base_model: str
+    method: str
+    data: dict[str, int]  # rows per split
+    training: TrainingResult
+    evaluation: EvalSummary  # "eval" in the file
+    artifacts: dict[str, str]  # name -> path relative to the run directory
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage and total_seconds
+
+    def to_json(self) -> dict[str, Any]:
+        payload = asdict(self)
+        payload["eval"] = payload.pop("evaluation")
+        return payload
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> RunSummary:
+        values = _known(cls, {**payload, "evaluation": payload.get("eval", {})})
+        values["training"] = TrainingResult.from_json(values["training"])
+        values["evaluation"] = EvalSummary.from_json(values["evaluation"])
+        return cls(**values)
+
+    @classmethod
+    def read(cls, path: Path) -> RunSummary:
+        return cls.from_json(read_json(path))
+
+
+def _known(cls: type, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload's values for `cls`'s fields; a file may carry more (written by a newer version)."""
+    names = {f.name for f in fields(cls)}
+    return {key: value for key, value in payload.items() if key in names}
