@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import huggingface_hub.constants
+import peft.utils.save_and_load
 import pytest
 import torch
 
@@ -43,10 +44,15 @@ def _hub_cache(root: Path, model_dir: Path) -> Path:
     return root
 
 
+def _no_network(*args: object, **kwargs: object) -> None:
+    raise AssertionError(f"saving an adapter asked the Hub: {args}")
+
+
 def test_copied_adapter_loads_with_stock_peft_from_the_recorded_id(
         make_project: object, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     hub = _hub_cache(tmp_path / "hub", tiny_model_dir)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
+    monkeypatch.setattr(peft.utils.save_and_load, "check_file_exists_on_hf_hub", _no_network)
     (tmp_path / "project").mkdir()
     project = make_project(tmp_path / "project", 40)  # type: ignore[operator]
     config = load_config(project, [f"model.base={MODEL_ID}", "training.max_steps=2", "training.eval_every=1"])

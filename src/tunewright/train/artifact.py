@@ -21,7 +21,12 @@ def save_artifact(config: Config, run: RunPaths, model: CausalLM, tokenizer: Any
     for peft_config in getattr(model, "peft_config", {}).values():
         peft_config.base_model_name_or_path = public_model_id(config.model.base)
     with atomic_dir(artifact_dir(config, run)) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        if method.artifact == "adapter":
+            # peft's "auto" asks the Hub for the base's config.json (by the public id recorded above) to
+            # see whether the vocabulary was resized; tunewright never resizes it, and never goes online.
+            model.save_pretrained(tmp, safe_serialization=True, save_embedding_layers=False)
+        else:
+            model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         manifest = AdapterManifest(
             base_model=config.model.base, method=config.method.name, artifact=method.artifact,
