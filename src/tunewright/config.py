@@ -186,6 +186,17 @@ class TrainingConfig(Section):
 
 GateMetric = Literal["label_accuracy", "macro_f1", "rubric_pass_rate", "exact_match", "rouge_l",
                      "semantic_similarity", "judge_pass_rate"]
+# How reports and the gate's reasons name each metric, in the order tables show them.
+METRIC_TITLES = {"label_accuracy": "label accuracy", "macro_f1": "macro-F1", "rubric_pass_rate": "rubric pass rate",
+                 "no_label_rate": "no-label rate", "exact_match": "exact match", "rouge_l": "ROUGE-L",
+                 "semantic_similarity": "semantic similarity", "judge_pass_rate": "judge pass rate"}
+
+
+def metric_title(metric: str) -> str:
+    """A metric as people read it: 'label accuracy', 'rubric: polite' (never the config's snake_case)."""
+    if metric.startswith("rubric."):
+        return f"rubric: {metric.removeprefix('rubric.')}"
+    return METRIC_TITLES.get(metric, metric.replace("_", " "))
 
 
 class HumanGate(Section):

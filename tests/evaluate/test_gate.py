@@ -32,7 +32,7 @@ def test_tuned_must_beat_the_best_baseline_by_the_margin(tuned: float, zero: flo
     assert result.decision == decision
     assert result.best_baseline == ("zero_shot" if zero > few else "few_shot")
     assert len(result.reasons) == 1  # no rubric measured
-    assert result.reasons[0].startswith("label_accuracy:")
+    assert result.reasons[0].startswith("label accuracy: fine-tuned")
     assert result.reasons[0].endswith("pass" if decision == "go" else "FAIL")
 
 
@@ -43,8 +43,8 @@ def test_rubric_regression_blocks_a_label_win() -> None:
     assert result.decision == "no-go"
     label_reason, rubric_reason = result.reasons
     assert label_reason.endswith("pass")
-    assert rubric_reason.startswith("rubric_pass_rate:") and rubric_reason.endswith("FAIL")
-    assert "0.900" in rubric_reason  # compared with the best baseline rubric, whichever won on labels
+    assert rubric_reason.startswith("rubric pass rate:") and rubric_reason.endswith("FAIL")
+    assert "90.0%" in rubric_reason  # compared with the best baseline rubric, whichever won on labels
 
 
 @pytest.mark.parametrize(("tuned_rubric", "decision"), [(0.88, "go"), (0.87, "no-go"), (0.95, "go")])
@@ -61,7 +61,7 @@ def test_gate_metric_is_configurable() -> None:
     result = decide(gate, candidates(tuned, metrics(0.90, f1=0.40), metrics(0.90, f1=0.60)))
     assert result.decision == "go"
     assert result.best_baseline == "few_shot"
-    assert result.reasons[0].startswith("macro_f1:")
+    assert result.reasons[0].startswith("macro-F1:")
 
 
 def test_missing_metric_counts_as_zero() -> None:
@@ -78,7 +78,7 @@ def test_interval_bar_and_named_baseline() -> None:
              Comparison("label_accuracy", "finetuned", "zero_shot", 0.3, (0.1, 0.5))]
     pool = candidates(metrics(0.8), metrics(0.5), metrics(0.6))
     unsure = decide(GateConfig(by=0.05, ci_lower_above=0.0), pool, found)
-    assert unsure.decision == "no-go" and "starts at -0.010" in unsure.reasons[1]
+    assert unsure.decision == "no-go" and "starts at -1.0 points" in unsure.reasons[1]
     named = decide(GateConfig(by=0.05, beat="zero_shot", ci_lower_above=0.0), pool, found)
     assert named.decision == "go" and named.best_baseline == "zero_shot"
 
@@ -91,7 +91,7 @@ def test_max_regression_on_any_metric() -> None:
     pool = {"finetuned": tuned, "zero_shot": base}
     assert decide(GateConfig(max_regression={"rouge_l": 0.2}), pool).decision == "go"
     strict = decide(GateConfig(max_regression={"rouge_l": 0.05}), pool)
-    assert strict.decision == "no-go" and strict.reasons[-1].startswith("rouge_l") and "FAIL" in strict.reasons[-1]
+    assert strict.decision == "no-go" and strict.reasons[-1].startswith("ROUGE-L") and "FAIL" in strict.reasons[-1]
 
 
 @pytest.mark.parametrize(("measured", "decision"), [(0.95, "go"), (0.85, "no-go"), (None, "no-go")])
@@ -110,6 +110,6 @@ def test_embedding_classifiers_count_for_the_label_but_not_for_reply_quality() -
              "embedding_classifier": metrics(0.85, rubric=1.00)}
     result = decide(gate, found)
     assert result.best_baseline == "embedding_classifier" and result.decision == "go", result.reasons
-    assert "vs best baseline 0.100" in result.reasons[-1]
+    assert "vs best baseline 10.0%" in result.reasons[-1]
     found[FINETUNED] = metrics(0.88, rubric=0.90)
     assert decide(gate, found).decision == "no-go"  # not 5 points above the classifier's label accuracy

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tunewright.config import EMBEDDING_BASELINES, GateConfig
+from tunewright.config import EMBEDDING_BASELINES, GateConfig, metric_title
 from tunewright.evaluate.metrics import CandidateMetrics
 from tunewright.evaluate.stats import Comparison
 from tunewright.review import HumanReview
@@ -58,22 +58,22 @@ def decide(gate: GateConfig, candidates: dict[str, CandidateMetrics],
     best_value = metric_value(baselines[best], gate.metric) or 0.0  # a baseline without it scores 0
     if tuned_value is None:
         passed = False
-        reasons.append(f"{gate.metric}: not measured for this task (pick another eval.gate.metric): FAIL")
+        reasons.append(f"{metric_title(gate.metric)}: not measured for this task (pick another eval.gate.metric): FAIL")
     else:
         wins = tuned_value - best_value >= gate.beat_by - TOLERANCE
         passed &= wins
         reasons.append(
-            f"{gate.metric}: finetuned {tuned_value:.3f} vs {best} {best_value:.3f} "
-            f"(needs +{gate.beat_by:.3f}): {'pass' if wins else 'FAIL'}"
+            f"{metric_title(gate.metric)}: fine-tuned {percent(tuned_value)} vs {shown_name(best)} "
+            f"{percent(best_value)} (needs {points(gate.beat_by)}): {'pass' if wins else 'FAIL'}"
         )
     if gate.ci_lower_above is not None:
         found = [c for c in comparisons or [] if c.metric == gate.metric and c.baseline == best]
         lower = found[0].ci95[0] if found else None
         sure = lower is not None and lower > gate.ci_lower_above
         passed &= sure
-        shown = "not computed" if lower is None else f"{lower:+.3f}"
-        reasons.append(f"{gate.metric}: 95% interval of the difference to {best} starts at {shown} "
-                       f"(must be above {gate.ci_lower_above:+.3f}): {'pass' if sure else 'FAIL'}")
+        shown = "not computed" if lower is None else points(lower)
+        reasons.append(f"{metric_title(gate.metric)}: the 95% interval of the difference to {shown_name(best)} starts "
+                       f"at {shown} (must be above {points(gate.ci_lower_above)}): {'pass' if sure else 'FAIL'}")
     if gate.min_accuracy_at_coverage is not None and gate.coverage is not None:
         reason, reaches = _coverage_condition(gate, accuracy_at_coverage)
         passed &= reaches
@@ -103,17 +103,18 @@ def _regression_conditions(gate: GateConfig, tuned: CandidateMetrics,
         if ours is None or not theirs:
             continue
         keeps = max(theirs) - ours <= allowed + TOLERANCE
-        conditions.append((f"{metric}: finetuned {ours:.3f} vs best baseline {max(theirs):.3f} "
-                           f"(may drop at most {allowed:.3f}): {'pass' if keeps else 'FAIL'}", keeps))
+        reason = (f"{metric_title(metric)}: fine-tuned {percent(ours)} vs best baseline {percent(max(theirs))} "
+                  f"(may drop at most {points(allowed, sign=False)}): {'pass' if keeps else 'FAIL'}")
+        conditions.append((reason, keeps))
     return conditions
 
 
 def _coverage_condition(gate: GateConfig, accuracy_at_coverage: float | None) -> tuple[str, bool]:
     assert gate.min_accuracy_at_coverage is not None and gate.coverage is not None
     reaches = accuracy_at_coverage is not None and accuracy_at_coverage >= gate.min_accuracy_at_coverage - TOLERANCE
-    shown = "not measured (no confidences)" if accuracy_at_coverage is None else f"{accuracy_at_coverage:.3f}"
-    return (f"label accuracy on the {gate.coverage:.0%} most confident rows: {shown} "
-            f"(needs {gate.min_accuracy_at_coverage:.3f}): {'pass' if reaches else 'FAIL'}"), reaches
+    shown = "not measured (no confidences)" if accuracy_at_coverage is None else percent(accuracy_at_coverage)
+    return (f"label accuracy on the {percent(gate.coverage, 0)} most confident rows: {shown} "
+            f"(needs {percent(gate.min_accuracy_at_coverage)}): {'pass' if reaches else 'FAIL'}"), reaches
 
 
 def _human_condition(gate: GateConfig, best: str, human: HumanReview | None) -> tuple[str, bool]:
@@ -121,11 +122,24 @@ def _human_condition(gate: GateConfig, best: str, human: HumanReview | None) -> 
     bar, needed = gate.human_win_rate.min, gate.human_win_rate.min_rows
     rows = human.rows if human is not None else 0
     if human is None or human.win_rate is None or rows < needed:
-        return (f"human win rate vs {best}: {rows} of {needed} test rows reviewed (grade them with "
+        return (f"human win rate vs {shown_name(best)}: {rows} of {needed} test rows reviewed (grade them with "
                 f"`tunewright ui`): FAIL"), False
     ok = human.win_rate >= bar - TOLERANCE
-    return (f"human win rate vs {best}: {human.win_rate:.3f} on {rows} rows (needs {bar:.3f}): "
-            f"{'pass' if ok else 'FAIL'}"), ok
+    return (f"human win rate vs {shown_name(best)}: {percent(human.win_rate)} on {rows} rows (needs "
+            f"{percent(bar)}): {'pass' if ok else 'FAIL'}"), ok
+
+
+def shown_name(candidate: str) -> str:
+    """A candidate as people read it: 'few-shot', 'embedding classifier', 'fine-tuned'."""
+    return {FINETUNED: "fine-tuned"}.get(candidate, candidate.replace("_shot", "-shot").replace("_", " "))
+
+
+def percent(value: float, digits: int = 1) -> str:
+    return f"{value * 100:.{digits}f}%"  # as the report writes percentages (report/view.py)
+
+
+def points(value: float, sign: bool = True) -> str:
+    return f"{value * 100:{'+' if sign else ''}.1f} points"
 
 
 LABEL_METRICS = ("label_accuracy", "macro_f1")

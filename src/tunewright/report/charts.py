@@ -7,7 +7,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from tunewright.report.sections import metric_name
+from tunewright.config import metric_title
 
 ROW = 22
 PALETTE = ("#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#d53f8c", "#718096")
@@ -42,7 +42,7 @@ def forest_plot(comparisons: list[dict[str, Any]], width: int = 640) -> str:
         y = 14 + index * ROW
         lo, hi = item["ci95"]
         colour = "#2f855a" if lo > 0 else "#c53030" if hi < 0 else "#718096"
-        label = f"{metric_name(item['metric'])} vs {item['baseline']}"
+        label = f"{metric_title(item['metric'])} vs {item['baseline']}"
         parts.append(_text(label_w - 8, y + 4, label if len(label) <= 44 else label[:43] + "…", "end"))
         parts.append(f'<line x1="{x(lo):.1f}" y1="{y}" x2="{x(hi):.1f}" y2="{y}" stroke="{colour}" stroke-width="2"/>')
         parts.append(f'<circle cx="{x(item["difference"]):.1f}" cy="{y}" r="4" fill="{colour}"/>')
@@ -114,8 +114,8 @@ def grouped_bars(candidates: dict[str, dict[str, Any]], width: int = 640) -> str
             h = plot_h * value
             parts.append(f'<rect x="{x0 + index * bar_w:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 2:.1f}" '
                          f'height="{h:.1f}" fill="{PALETTE[index % len(PALETTE)]}"><title>{escape(name)} '
-                         f'{escape(metric_name(metric))}: {value * 100:.1f}%</title></rect>')
-        parts.append(_text(x0 + len(names) * bar_w / 2, top + plot_h + 16, metric_name(metric), "middle"))
+                         f'{escape(metric_title(metric))}: {value * 100:.1f}%</title></rect>')
+        parts.append(_text(x0 + len(names) * bar_w / 2, top + plot_h + 16, metric_title(metric), "middle"))
     for index, name in enumerate(names):
         x = left + index * 130
         parts.append(f'<rect x="{x}" y="{height - 14}" width="10" height="10" fill="{PALETTE[index % len(PALETTE)]}"/>')

@@ -5,24 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from tunewright.config import METRIC_TITLES, metric_title
 from tunewright.report.view import FINETUNED, MISSING, Section, Table, percent
 from tunewright.run_summary import RunSummary
 
 FULL_MATRIX_LABELS = 12  # above this many labels, the most frequent confusions are listed instead
 TOP_CONFUSIONS = 15
-METRIC_NAMES = {
-    "label_accuracy": "label accuracy", "macro_f1": "macro-F1", "rubric_pass_rate": "rubric pass rate",
-    "exact_match": "exact match", "rouge_l": "ROUGE-L", "semantic_similarity": "semantic similarity",
-    "judge_pass_rate": "judge pass rate", "no_label_rate": "no-label rate",
-}
-
-
-def metric_name(key: str) -> str:
-    if key.startswith("rubric."):
-        return f"rubric: {key.removeprefix('rubric.')}"
-    return METRIC_NAMES.get(key, key)
-
-
 def points(value: float) -> str:
     return f"{value * 100:+.1f}"
 
@@ -34,7 +22,7 @@ def intervals_section(comparisons: list[dict[str, Any]], resamples: int | None) 
     for item in comparisons:
         low, high = item["ci95"]
         verdict = "better" if low > 0 else "worse" if high < 0 else "not distinguishable"
-        rows.append([metric_name(item["metric"]), item["baseline"], points(item["difference"]),
+        rows.append([metric_title(item["metric"]), item["baseline"], points(item["difference"]),
                      f"[{points(low)}, {points(high)}]", verdict])
     note = ("Each row is the fine-tuned model minus one baseline, in percentage points, with a paired bootstrap "
             "95 % interval (the same resampled test rows for both candidates"
@@ -100,7 +88,7 @@ def round_comparison(summary: RunSummary, other: RunSummary, other_name: str) ->
     """This run's fine-tuned model against another round's, metric by metric."""
     ours, theirs = summary.evaluation.candidates[FINETUNED], other.evaluation.candidates[FINETUNED]
     rows = []
-    for key, title in METRIC_NAMES.items():
+    for key, title in METRIC_TITLES.items():
         if ours.get(key) is None and theirs.get(key) is None:
             continue
         change = MISSING if ours.get(key) is None or theirs.get(key) is None else points(ours[key] - theirs[key])

@@ -6,21 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tunewright.config import METRIC_TITLES
 from tunewright.run_summary import RunSummary, TrainingResult
 
 # Mirrors evaluate.gate.FINETUNED; importing evaluate would pull torch into `import tunewright.report`.
 FINETUNED = "finetuned"
 MISSING = "—"
-METRIC_COLUMNS = (
-    ("label_accuracy", "label accuracy"),
-    ("macro_f1", "macro-F1"),
-    ("rubric_pass_rate", "rubric pass rate"),
-    ("no_label_rate", "no-label rate"),
-    ("exact_match", "exact match"),
-    ("rouge_l", "ROUGE-L"),
-    ("semantic_similarity", "semantic similarity"),
-    ("judge_pass_rate", "judge pass rate"),
-)
+METRIC_COLUMNS = tuple(METRIC_TITLES.items())
 VERDICTS = {
     "go": "The fine-tuned model clears the quality gate against the best baseline.",
     "no-go": "The fine-tuned model does not clear the quality gate against the best baseline.",
