@@ -1,6 +1,6 @@
 """A runs directory for the dashboard tests: one run trained and evaluated for real on the tiny model
-(session-wide, about a minute), the dashboard on a real uvicorn server, and Debian's chromium under
-Playwright. Screenshots land in tests/ui/screenshots/ (CI keeps them as artefacts)."""
+(session-wide, about a minute) and the dashboard on a real uvicorn server. The browser fixtures are in
+tests/conftest.py (the serving tests drive the dashboard too)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tunewright.config import load_config
 from tunewright.pipeline import run_pipeline
 from tunewright.runs import RunPaths
 
-SCREENSHOTS = Path(__file__).parent / "screenshots"
+SCREENSHOTS = Path(__file__).parent / "screenshots"  # where tests/conftest.py's browser fixture saves too
 RUN = "tiny-support"
 
 
@@ -43,24 +43,3 @@ def ui_url(runs_dir: Path, serve_app: Any, tmp_path: Path) -> Iterator[str]:
     shutil.copytree(runs_dir, runs)
     with serve_app(create_app(UISettings(runs_dir=runs))) as url:
         yield url
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail("Debian's chromium is missing: `apt-get install -y chromium` (make test installs it)")
-    SCREENSHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        yield launched
-        launched.close()
-
-
-@pytest.fixture()
-def browser_page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    yield context.new_page()
-    context.close()
