@@ -1,7 +1,8 @@
 """GGUF export read back (tensor names, shapes, tokenizer metadata with llama.cpp's pre-tokenizer, the
 task's system prompt in the chat template, and the same logits once transformers loads it) with its
 Ollama Modelfile and card, and the vLLM launch line for an adapter library with its client card and
-warnings for adapters vLLM refuses."""
+warnings for adapters vLLM refuses. Tests marked `runtime` load the GGUF in llama.cpp itself and
+compare its answers with tunewright's."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,11 +22,26 @@ from tunewright.config import Config, load_config
 from tunewright.errors import ModelError
 from tunewright.export import export_gguf, export_vllm
 from tunewright.export.gguf_tokenizer import pre_tokenizer
+from tunewright.export.verify import LLAMA_CPP_PYTHON, compare, llama_cpp_answers, reference_answers
 from tunewright.library import AdapterLibrary, base_fingerprint
 from tunewright.merge import merge_adapter
 from tunewright.modeling import PACKAGED_MODEL, load_model, load_tokenizer, resolve_base_model
 from tunewright.pipeline import prepare_run
 from tunewright.runs import ADAPTER_MANIFEST, RunPaths
+
+
+def llama_cpp_python() -> Path | None:
+    """The python of an environment with llama-cpp-python, named by TUNEWRIGHT_LLAMA_CPP_PYTHON."""
+    python = os.environ.get(LLAMA_CPP_PYTHON)
+    if not python or not Path(python).is_file():
+        return None
+    found = subprocess.run([python, "-c", "import llama_cpp"], capture_output=True, check=False)
+    return Path(python) if found.returncode == 0 else None
+
+
+LLAMA = llama_cpp_python()
+# The runtime tier: runs where llama-cpp-python is installed (`make runtimes`), skips elsewhere.
+needs_llama_cpp = pytest.mark.skipif(LLAMA is None, reason=f"llama-cpp-python not installed ({LLAMA_CPP_PYTHON})")
 
 
 def save_adapter(base: Path, peft_config: object, out: Path) -> Path:
@@ -150,3 +168,27 @@ def test_vllm_line_for_a_library(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert saved["clients"][1]["request"]["messages"][0] == {"role": "system", "content": "Label the message."}
     shutil.rmtree(library.root / "big")
     assert export_vllm(library.root, tmp_path / "vllm2.json").max_lora_rank == 8
+
+
+@pytest.mark.runtime
+@needs_llama_cpp
+def test_gguf_f32_answers_in_llama_cpp_as_tunewright(lora_run: tuple[Config, RunPaths], tmp_path: Path) -> None:
+    config, run = lora_run
+    gguf = export_gguf(config, run, tmp_path / "model.gguf", half=False, pre="gpt-2").path
+    reference = reference_answers(config, run, 6)
+    assert LLAMA is not None
+    runtime, answers = llama_cpp_answers(gguf, reference.chats, config.eval.max_new_tokens, LLAMA)
+    parity = compare("gguf", runtime, "f32", reference, answers)
+    assert runtime.startswith("llama-cpp-python ") and parity.total == 6
+    assert parity.identical == 6 and parity.ok, parity.differences
+
+
+@pytest.mark.runtime
+@needs_llama_cpp
+def test_export_verify_from_the_cli(lora_run: tuple[Config, RunPaths], tmp_path: Path) -> None:
+    run = lora_run[1]
+    done = subprocess.run([sys.executable, "-m", "tunewright", "export", str(run.root), "--format", "gguf", "--f32",
+                           "--gguf-pre", "gpt-2", "-o", str(tmp_path / "m.gguf"), "--verify", "--verify-prompts", "3",
+                           "--runtime-python", str(LLAMA)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "3/3 answers identical to tunewright's" in done.stdout and "llama-cpp-python" in done.stdout

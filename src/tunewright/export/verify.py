@@ -99,14 +99,19 @@ def merged_answers(model_dir: Path, chats: list[Chat], max_new_tokens: int) -> t
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    return f"transformers {transformers.__version__}", transformers_answers(model, tokenizer, chats, max_new_tokens)
+
+
+def transformers_answers(model: Any, tokenizer: Any, chats: list[Chat], max_new_tokens: int) -> list[str]:
+    """One greedy `generate` per chat, stopping where the model's generation config says."""
     answers = []
     with torch.inference_mode():
         for chat in chats:
             ids: Any = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
-                                                return_dict=True)
+                                                     return_dict=True)
             out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
             answers.append(str(tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)).strip())
-    return f"transformers {transformers.__version__}", answers
+    return answers
 
 
 def llama_cpp_answers(gguf_file: Path, chats: list[Chat], max_new_tokens: int, python: Path) -> tuple[str, list[str]]:
