@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from peft import IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig, 
 
 from tunewright.chat import prompt_ids, with_system_prompt
 from tunewright.config import Config, load_config
-from tunewright.errors import ModelError
+from tunewright.errors import EXIT_PROBLEMS, ModelError
 from tunewright.export.verify import compare, merged_answers, reference_answers
 from tunewright.merge import MERGE_MANIFEST, MODEL_CARD, merge_adapter
 from tunewright.modeling import load_model, load_tokenizer, load_with_adapter
@@ -125,3 +127,7 @@ def test_a_silent_adapter_fails_verification(prepared: tuple[Config, Path], tmp_
     parity = compare("merged", runtime, "f32", reference, answers)
     assert parity.identical == 3 and parity.adapter_silent and not parity.ok
     assert "had no effect" in parity.problems()[0]
+    done = subprocess.run([sys.executable, "-m", "tunewright", "merge", str(run.root), "-o", str(tmp_path / "cli"),
+                           "--verify", "--verify-prompts", "3"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == EXIT_PROBLEMS and "3/3 answers identical" in done.stdout
+    assert "verify failed" in done.stderr and "had no effect" in done.stderr and "Traceback" not in done.stderr
