@@ -30,7 +30,7 @@ class VllmPlan:
 
 
 def export_vllm(library_dir: Path, out: Path, base: str | None = None) -> VllmPlan:
-    """The `vllm serve` line for every adapter vLLM can load from the library, and why the rest cannot."""
+    """The vLLM launch line for every adapter vLLM can load from the library, and why the rest cannot."""
     entries = AdapterLibrary(library_dir).entries()
     if not entries:
         raise ModelError(f"{library_dir}: no adapters; add some with `tunewright adapters add RUN --name NAME`")
@@ -41,16 +41,7 @@ def export_vllm(library_dir: Path, out: Path, base: str | None = None) -> VllmPl
                         "one base per process, so start one server per base")
     served, modules = [], []
     for entry in entries:
-        reason = None
-        if entry.peft_type != "LORA":
-            reason = f"vLLM serves LoRA adapters only; this is {entry.peft_type}"
-        elif entry.use_dora:
-            reason = "vLLM does not load DoRA adapters; merge it with `tunewright merge` and serve the model"
-        elif entry.extra_modules:
-            reason = f"it trains whole modules besides LoRA ({', '.join(entry.extra_modules)}), which vLLM refuses"
-        elif (entry.rank or 0) > VLLM_LORA_RANKS[-1]:
-            reason = f"rank {entry.rank} is above vLLM's largest max_lora_rank {VLLM_LORA_RANKS[-1]}"
-        if reason:
+        if reason := refusal(entry):
             warnings.append(f"adapter {entry.name!r} left out: {reason}")
             continue
         served.append(entry)
@@ -75,6 +66,19 @@ def export_vllm(library_dir: Path, out: Path, base: str | None = None) -> VllmPl
                f'exec "${{VLLM_PYTHON:-python}}" {shlex.join(argv)} "$@"\n', SCRIPT_MODE)
     write_text(out.with_suffix(".md"), client_card(base_name, command, clients))
     return VllmPlan(out, command, max_rank, [entry.name for entry in served], warnings)
+
+
+def refusal(entry: AdapterEntry) -> str | None:
+    """Why vLLM would refuse to load this adapter, or None."""
+    if entry.peft_type != "LORA":
+        return f"vLLM serves LoRA adapters only; this is {entry.peft_type}"
+    if entry.use_dora:
+        return "vLLM does not load DoRA adapters; merge it with `tunewright merge` and serve the model"
+    if entry.extra_modules:
+        return f"it trains whole modules besides LoRA ({', '.join(entry.extra_modules)}), which vLLM refuses"
+    if (entry.rank or 0) > VLLM_LORA_RANKS[-1]:
+        return f"rank {entry.rank} is above vLLM's largest max_lora_rank {VLLM_LORA_RANKS[-1]}"
+    return None
 
 
 def served_base_name(base: str) -> str:
