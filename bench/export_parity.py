@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--prompts", type=int, default=20)
     parser.add_argument("--llama-python", type=Path, help="python of an environment with llama-cpp-python")
+    parser.add_argument("--artifacts", default="merged,gguf", help="which rows: merged, gguf or both")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     run = existing_run(args.run)
@@ -63,13 +64,14 @@ def main() -> None:
     print(f"tunewright's answers: {time.perf_counter() - started:.0f} s", flush=True)
     with tempfile.TemporaryDirectory() as scratch:
         merged = merge_adapter(config, run, Path(scratch) / "merged").path
-        clock = time.perf_counter()
-        runtime, answers = merged_answers(merged, reference.chats, tokens)
-        add("merged", "f32", "user message only", runtime, answers, time.perf_counter() - clock)
-        clock = time.perf_counter()
-        add("merged, base's template (before)", "f32", "user message only", runtime,
-            _with_base_template(merged, run.adapter, reference, tokens), time.perf_counter() - clock)
-        if args.llama_python is not None:
+        if "merged" in args.artifacts:
+            clock = time.perf_counter()
+            runtime, answers = merged_answers(merged, reference.chats, tokens)
+            add("merged", "f32", "user message only", runtime, answers, time.perf_counter() - clock)
+            clock = time.perf_counter()
+            add("merged, base's template (before)", "f32", "user message only", runtime,
+                _with_base_template(merged, run.adapter, reference, tokens), time.perf_counter() - clock)
+        if "gguf" in args.artifacts and args.llama_python is not None:
             _gguf_rows(merged, Path(scratch), config.task.name, reference, tokens, args.llama_python, add)
     _print_table(rows)
     if args.json:
@@ -117,7 +119,7 @@ def _payload(args: argparse.Namespace, rows: list[dict[str, Any]]) -> dict[str, 
             "prompts": args.prompts, "machine": {"platform": platform.platform(),
                                                   "avx512_bf16": "avx512_bf16" in flags},
             "versions": {name: version(name) for name in ("torch", "transformers", "peft", "gguf")},
-            "rows": rows}
+            "llama_cpp_python": str(args.llama_python) if args.llama_python else None, "rows": rows}
 
 
 if __name__ == "__main__":

@@ -137,10 +137,17 @@ def runtime_python(variable: str, given: Path | None) -> Path:
     return python
 
 
+def visible(text: str) -> str:
+    """The text without bytes that are not UTF-8: where a reply is cut inside a character, transformers
+    decodes the stray bytes as U+FFFD and llama-cpp-python drops them, and a client reads the rest."""
+    return text.replace("\ufffd", "").strip()
+
+
 def compare(artifact: str, runtime: str, precision: str, reference: Reference, answers: list[str]) -> Parity:
-    pairs = list(zip(reference.answers, answers, strict=True))
+    """Answers compared as a client reads them (see `visible`)."""
+    pairs = [(visible(ours), visible(theirs)) for ours, theirs in zip(reference.answers, answers, strict=True)]
     differences = [{"prompt": chat[-1]["content"], "tunewright": ours, "runtime": theirs}
                    for chat, (ours, theirs) in zip(reference.chats, pairs, strict=True) if ours != theirs]
-    same_as_base = sum(base == theirs for base, theirs in zip(reference.base_answers, answers, strict=True))
+    same_as_base = sum(visible(base) == theirs for base, (_, theirs) in zip(reference.base_answers, pairs, strict=True))
     return Parity(artifact, runtime, precision, len(pairs) - len(differences), len(pairs), same_as_base,
                   differences[:SHOWN_DIFFERENCES])
