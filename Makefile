@@ -2,12 +2,17 @@
 # (it installs Debian's chromium when missing: the dashboard tests drive it through Playwright).
 # Each creates .venv if missing and installs what it needs. torch comes first, pinned through
 # constraints.txt so no later install can swap in another build.
+# `make runtimes` builds llama-cpp-python (it compiles llama.cpp: ~11 minutes on 2 cores) in its own
+# environment under RUNTIMES, never in .venv; `make test` then also runs the tests marked `runtime`
+# against it, and skips them where it is absent.
 VENV ?= .venv
+RUNTIMES ?= $(HOME)/.cache/tunewright/runtimes
+LLAMA_CPP_PYTHON ?= $(RUNTIMES)/llama/bin/python
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.tunewright-installed
 
-.PHONY: demo test
+.PHONY: demo test runtimes
 
 demo: $(STAMP)
 	$(VENV)/bin/tunewright quickstart
@@ -17,7 +22,7 @@ test: $(STAMP) $(VENV)/.tunewright-dev
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q
+	TUNEWRIGHT_LLAMA_CPP_PYTHON=$(LLAMA_CPP_PYTHON) $(PY) -m pytest -q
 	TUNEWRIGHT_TEST_PRECISION=bf16 $(PY) -m pytest -q -m precision
 
 $(PY):
@@ -33,4 +38,11 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 
 $(VENV)/.tunewright-dev: $(STAMP)
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+runtimes: $(RUNTIMES)/llama/.installed
+
+$(RUNTIMES)/llama/.installed:
+	python3 -m venv $(RUNTIMES)/llama
+	nice -n 10 $(RUNTIMES)/llama/bin/pip install --quiet llama-cpp-python
 	touch $@

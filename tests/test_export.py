@@ -1,10 +1,17 @@
-"""GGUF export read back (tensor names, shapes, tokenizer metadata, and the same logits once transformers
-loads it), and the vLLM launch line for an adapter library with warnings for adapters vLLM refuses."""
+"""GGUF export read back (tensor names, shapes, tokenizer metadata with llama.cpp's pre-tokenizer, the
+task's system prompt in the chat template, and the same logits once transformers loads it) with its
+Ollama Modelfile and card, and the vLLM launch line for an adapter library with its client card and
+warnings for adapters vLLM refuses. Tests marked `runtime` load the GGUF in llama.cpp itself and
+compare its answers with tunewright's."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,19 +19,37 @@ import torch
 from peft import IA3Config, LoraConfig, get_peft_model
 
 from tunewright.config import Config, load_config
+from tunewright.errors import ModelError
 from tunewright.export import export_gguf, export_vllm
+from tunewright.export.gguf_tokenizer import pre_tokenizer
+from tunewright.export.verify import LLAMA_CPP_PYTHON, compare, llama_cpp_answers, reference_answers
 from tunewright.library import AdapterLibrary, base_fingerprint
 from tunewright.merge import merge_adapter
-from tunewright.modeling import load_model, load_tokenizer
+from tunewright.modeling import PACKAGED_MODEL, load_model, load_tokenizer, resolve_base_model
 from tunewright.pipeline import prepare_run
 from tunewright.runs import ADAPTER_MANIFEST, RunPaths
+
+
+def llama_cpp_python() -> Path | None:
+    """The python of an environment with llama-cpp-python, named by TUNEWRIGHT_LLAMA_CPP_PYTHON."""
+    python = os.environ.get(LLAMA_CPP_PYTHON)
+    if not python or not Path(python).is_file():
+        return None
+    found = subprocess.run([python, "-c", "import llama_cpp"], capture_output=True, check=False)
+    return Path(python) if found.returncode == 0 else None
+
+
+LLAMA = llama_cpp_python()
+# The runtime tier: runs where llama-cpp-python is installed (`make runtimes`), skips elsewhere.
+needs_llama_cpp = pytest.mark.skipif(LLAMA is None, reason=f"llama-cpp-python not installed ({LLAMA_CPP_PYTHON})")
 
 
 def save_adapter(base: Path, peft_config: object, out: Path) -> Path:
     torch.manual_seed(0)
     get_peft_model(load_model(base), peft_config).save_pretrained(out, safe_serialization=True)  # type: ignore[arg-type]
     load_tokenizer(base).save_pretrained(out)
-    (out / ADAPTER_MANIFEST).write_text(json.dumps({"base_model": str(base), "method": "lora", "task": "t"}))
+    (out / ADAPTER_MANIFEST).write_text(json.dumps({"base_model": str(base), "method": "lora", "task": "t",
+                                                    "system_prompt": "Label the message."}))
     return out
 
 
@@ -45,7 +70,8 @@ def test_gguf_reads_back_with_names_shapes_tokenizer_and_logits(lora_run: tuple[
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     config, run = lora_run
-    out = export_gguf(config, run, tmp_path / "model.gguf", half=False)
+    result = export_gguf(config, run, tmp_path / "model.gguf", half=False, pre="gpt-2")
+    out = result.path
     reader = gguf.GGUFReader(out)
     shapes = {tensor.name: tuple(int(n) for n in tensor.shape) for tensor in reader.tensors}
     hidden = load_model(Path(config.model.base)).config.hidden_size
@@ -56,7 +82,9 @@ def test_gguf_reads_back_with_names_shapes_tokenizer_and_logits(lora_run: tuple[
     tokens = fields["tokenizer.ggml.tokens"]
     assert len(tokens.data) == len(tokenizer)
     assert fields["tokenizer.ggml.eos_token_id"].parts[-1][0] == tokenizer.eos_token_id
-    assert bytes(fields["tokenizer.chat_template"].parts[-1]).decode() == tokenizer.chat_template
+    template = bytes(fields["tokenizer.chat_template"].parts[-1]).decode()
+    assert json.dumps(config.task.system_prompt) in template and template.endswith(tokenizer.chat_template)
+    assert bytes(fields["tokenizer.ggml.pre"].parts[-1]).decode() == "gpt-2"
     assert bytes(fields["general.architecture"].parts[-1]).decode() == "llama"
     # transformers reads GGUF too: the file must hold the merged model, q/k permutation included
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=out.name, dtype=torch.float32)
@@ -71,10 +99,43 @@ def test_gguf_reads_back_with_names_shapes_tokenizer_and_logits(lora_run: tuple[
 def test_gguf_default_is_f16(lora_run: tuple[Config, RunPaths], tmp_path: Path) -> None:
     import gguf
 
-    reader = gguf.GGUFReader(export_gguf(*lora_run, tmp_path / "model.gguf"))
+    reader = gguf.GGUFReader(export_gguf(*lora_run, tmp_path / "model.gguf", pre="gpt-2").path)
     types = {tensor.name: tensor.tensor_type for tensor in reader.tensors}
     assert types["blk.0.attn_q.weight"] == gguf.GGMLQuantizationType.F16
     assert types["output_norm.weight"] == gguf.GGMLQuantizationType.F32
+
+
+def test_gguf_comes_with_a_modelfile_a_card_and_readable_modes(lora_run: tuple[Config, RunPaths],
+                                                               tmp_path: Path) -> None:
+    config, run = lora_run
+    old = os.umask(0o077)
+    try:
+        result = export_gguf(config, run, tmp_path / "support.gguf", pre="gpt-2")
+    finally:
+        os.umask(old)
+    assert result.modelfile == tmp_path / "support.Modelfile" and result.card == tmp_path / "support.md"
+    modelfile = result.modelfile.read_text()
+    assert modelfile.startswith("FROM ./support.gguf\n") and 'PARAMETER stop "<|im_end|>"' in modelfile
+    assert f'SYSTEM """{config.task.system_prompt}"""' in modelfile and "{{ .Content }}<|im_end|>" in modelfile
+    card = result.card.read_text()
+    assert "create_chat_completion" in card and "f16" in card and config.task.system_prompt.split()[0] in card
+    assert {stat.S_IMODE(path.stat().st_mode) for path in tmp_path.iterdir()} == {0o644}
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["support.Modelfile", "support.gguf", "support.md"]
+
+
+def test_gguf_refuses_a_tokenizer_llama_cpp_does_not_know(lora_run: tuple[Config, RunPaths], tmp_path: Path) -> None:
+    # the tiny tokenizer was trained on the spot: llama.cpp's converter has no hash for it either
+    with pytest.raises(ModelError, match=r"llama\.cpp does not know this tokenizer.*--gguf-pre") as caught:
+        export_gguf(*lora_run, tmp_path / "model.gguf")
+    assert "\n" not in str(caught.value) and list(tmp_path.iterdir()) == []
+    with pytest.raises(ModelError, match=r"not a pre-tokenizer llama\.cpp knows"):
+        export_gguf(*lora_run, tmp_path / "model.gguf", pre="default")
+
+
+@pytest.mark.slow
+def test_the_packaged_tokenizer_is_smollm_to_llama_cpp() -> None:
+    model_dir = resolve_base_model(PACKAGED_MODEL)
+    assert pre_tokenizer(load_tokenizer(model_dir), model_dir) == "smollm"
 
 
 def test_vllm_line_for_a_library(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -91,10 +152,43 @@ def test_vllm_line_for_a_library(tiny_model_dir: Path, tmp_path: Path) -> None:
         library.add(save_adapter(tiny_model_dir, peft_config, tmp_path / name), name, fingerprint)
     plan = export_vllm(library.root, tmp_path / "vllm.json")
     assert plan.served == ["big", "small"] and plan.max_lora_rank == 32
-    assert plan.command.startswith(f"vllm serve {tiny_model_dir} --enable-lora --max-lora-rank 32 --max-loras 2")
+    assert plan.command.startswith(f"python -m vllm.entrypoints.openai.api_server --model {tiny_model_dir} "
+                                   f"--served-model-name {tiny_model_dir.name} --dtype float32 --enable-lora "
+                                   "--max-lora-rank 32 --max-loras 2")
     assert f"small={library.root / 'small'}" in plan.command
+    script = tmp_path / "vllm.sh"
+    assert stat.S_IMODE(script.stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "vllm.json").stat().st_mode) == 0o644
+    assert '"${VLLM_PYTHON:-python}" -m vllm.entrypoints.openai.api_server' in script.read_text()
+    card = (tmp_path / "vllm.md").read_text()
+    assert "## `small` (task t)" in card and '"temperature": 0' in card
     assert sorted(w.split("'")[1] for w in plan.warnings) == ["dora", "head", "ia3"]
     saved = json.loads((tmp_path / "vllm.json").read_text())
     assert [m["name"] for m in saved["lora_modules"]] == ["big", "small"] and saved["command"] == plan.command
+    assert saved["clients"][1]["request"]["messages"][0] == {"role": "system", "content": "Label the message."}
     shutil.rmtree(library.root / "big")
     assert export_vllm(library.root, tmp_path / "vllm2.json").max_lora_rank == 8
+
+
+@pytest.mark.runtime
+@needs_llama_cpp
+def test_gguf_f32_answers_in_llama_cpp_as_tunewright(lora_run: tuple[Config, RunPaths], tmp_path: Path) -> None:
+    config, run = lora_run
+    gguf = export_gguf(config, run, tmp_path / "model.gguf", half=False, pre="gpt-2").path
+    reference = reference_answers(config, run, 6)
+    assert LLAMA is not None
+    runtime, answers = llama_cpp_answers(gguf, reference.chats, config.eval.max_new_tokens, LLAMA)
+    parity = compare("gguf", runtime, "f32", reference, answers)
+    assert runtime.startswith("llama-cpp-python ") and parity.total == 6
+    assert parity.identical == 6 and parity.ok, parity.differences
+
+
+@pytest.mark.runtime
+@needs_llama_cpp
+def test_export_verify_from_the_cli(lora_run: tuple[Config, RunPaths], tmp_path: Path) -> None:
+    run = lora_run[1]
+    done = subprocess.run([sys.executable, "-m", "tunewright", "export", str(run.root), "--format", "gguf", "--f32",
+                           "--gguf-pre", "gpt-2", "-o", str(tmp_path / "m.gguf"), "--verify", "--verify-prompts", "3",
+                           "--runtime-python", str(LLAMA)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "3/3 answers identical to tunewright's" in done.stdout and "llama-cpp-python" in done.stdout

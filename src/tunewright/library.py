@@ -176,7 +176,7 @@ class AdapterLibrary:
         manifest = dataclasses.replace(
             AdapterManifest.read(entry.path), method=entry.method, peft_type=entry.peft_type,
             base_model=entry.base_model, base_fingerprint=fingerprint,
-            eval_summary=_eval_summary(entry.path.parent / "summary.json") or entry.eval_summary)
+            eval_summary=eval_summary(entry.path.parent / "summary.json") or entry.eval_summary)
         with atomic_dir(target) as tmp:
             for file in COPIED:
                 if (entry.path / file).is_file() and file != ADAPTER_MANIFEST:
@@ -217,7 +217,8 @@ def check_source_files(source: Path, names: tuple[str, ...]) -> None:
             raise ModelError(f"{path}: not a regular file; an adapter folder holds plain files only")
 
 
-def _eval_summary(summary_file: Path) -> dict[str, Any]:
+def eval_summary(summary_file: Path) -> dict[str, Any]:
+    """The decision, test-row count and each candidate's metrics from a run's summary.json."""
     if not summary_file.is_file():
         return {}
     summary = RunSummary.read(summary_file)

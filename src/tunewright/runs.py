@@ -18,6 +18,10 @@ from tunewright.records import Example
 
 # Written inside every saved adapter directory: base model, task, system prompt, stop tokens.
 ADAPTER_MANIFEST = "tunewright-adapter.json"
+# Modes of what tunewright writes: readable by the account that serves it (a temp file is created
+# 0600 and a temp directory 0700, and a rename keeps that mode), scripts executable.
+ARTIFACT_MODE = 0o644
+SCRIPT_MODE = 0o755
 
 
 @dataclass(frozen=True)
@@ -154,15 +158,16 @@ def existing_run(path: Path) -> RunPaths:
     return run
 
 
-def write_text(path: Path, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
+def write_text(path: Path, text: str, mode: int = ARTIFACT_MODE) -> None:
+    write_bytes(path, text.encode("utf-8"), mode)
 
 
-def write_bytes(path: Path, payload: bytes) -> None:
-    """Write a file atomically: a temp file in the same directory, then rename."""
+def write_bytes(path: Path, payload: bytes, mode: int = ARTIFACT_MODE) -> None:
+    """Write a file atomically: a temp file in the same directory, given `mode`, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
         os.replace(tmp, path)
@@ -195,9 +200,20 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
+        publish_modes(tmp)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def publish_modes(root: Path) -> None:
+    """Directories under `root` (itself included) 0755, files 0644, files with an execute bit 0755."""
+    root.chmod(SCRIPT_MODE)
+    for item in root.rglob("*"):
+        if item.is_symlink():
+            continue
+        executable = item.is_dir() or item.stat().st_mode & 0o111
+        item.chmod(SCRIPT_MODE if executable else ARTIFACT_MODE)

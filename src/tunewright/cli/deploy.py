@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from tunewright.cli.common import app, console, err
 from tunewright.config import TaskConfig, load_config
-from tunewright.errors import TunewrightError
+from tunewright.errors import EXIT_PROBLEMS, TunewrightError
 from tunewright.runs import existing_run
 
 adapters_app = typer.Typer(help="Manage an adapter library: the adapters a server hosts.", no_args_is_help=True)
@@ -23,14 +24,32 @@ app.add_typer(feedback_app, name="feedback")
 LibraryOption = typer.Option(Path("adapters"), "--library", help="Adapter library directory.")
 
 
+VerifyOption = typer.Option(False, "--verify", help="Load the artifact in its own runtime, send the first test "
+                            "prompts as a client would, and fail unless the answers are tunewright's.")
+VerifyCountOption = typer.Option(20, "--verify-prompts", help="--verify: how many test prompts to send.")
+
+
 @app.command()
-def merge(run_dir: Path, out: Path | None = typer.Option(None, "-o", "--out", help="Merged model directory.")) -> None:
-    """Merge a run's adapter (LoRA, DoRA, IA3, QLoRA) into its base model: safetensors + tokenizer."""
+def merge(
+    run_dir: Path,
+    out: Path | None = typer.Option(None, "-o", "--out", help="Merged model directory."),
+    verify: bool = VerifyOption,
+    verify_prompts: int = VerifyCountOption,
+) -> None:
+    """Merge a run's adapter (LoRA, DoRA, IA3, QLoRA) into its base model: safetensors, tokenizer, a chat
+    template whose default system prompt is the task's, and a model card (README.md)."""
     from tunewright.merge import merge_adapter
 
     run_paths = existing_run(run_dir)
-    result = merge_adapter(load_config(run_paths.config), run_paths, out or run_paths.root / "merged")
+    config = load_config(run_paths.config)
+    result = merge_adapter(config, run_paths, out or run_paths.root / "merged")
     console.print(f"merged model: {result.path}  (max |logit diff| vs adapter: {result.max_abs_diff:.2e})")
+    if verify:
+        from tunewright.export import verify as check
+
+        reference = check.reference_answers(config, run_paths, verify_prompts)
+        runtime, answers = check.merged_answers(result.path, reference.chats, config.eval.max_new_tokens)
+        _report_parity(check.compare("merged", runtime, "f32", reference, answers))
 
 
 @app.command()
@@ -40,23 +59,61 @@ def export(
     out: Path | None = typer.Option(None, "-o", "--out", help="Output file (default: beside the source)."),
     base: str | None = typer.Option(None, help="vllm: the base model path or Hub id vLLM should load."),
     f32: bool = typer.Option(False, "--f32", help="gguf: keep matrices in f32 (default f16)."),
+    gguf_pre: str | None = typer.Option(None, "--gguf-pre", help="gguf: llama.cpp's pre-tokenizer name, for a "
+                                        "tokenizer llama.cpp's converter does not recognise."),
+    verify: bool = VerifyOption,
+    verify_prompts: int = VerifyCountOption,
+    runtime_python: Path | None = typer.Option(None, "--runtime-python", help="--verify for gguf: the python of an "
+                                               "environment with llama-cpp-python (or TUNEWRIGHT_LLAMA_CPP_PYTHON)."),
 ) -> None:
-    """Export a run as GGUF, or an adapter library as a vLLM launch line and JSON."""
+    """Export a run as GGUF (with an Ollama Modelfile and a model card), or an adapter library as a vLLM
+    launch line, script, JSON and client card."""
     from tunewright import export as exporter
 
     if format == "gguf":
         run_paths = existing_run(source)
-        path = exporter.export_gguf(load_config(run_paths.config), run_paths, out or run_paths.root / "model.gguf",
-                                    half=not f32)
-        console.print(f"gguf: {path}")
+        config = load_config(run_paths.config)
+        python = None
+        if verify:
+            from tunewright.export import verify as check
+
+            python = check.runtime_python(check.LLAMA_CPP_PYTHON, runtime_python)
+        result = exporter.export_gguf(config, run_paths, out or run_paths.root / "model.gguf", half=not f32,
+                                      pre=gguf_pre)
+        for warning in result.warnings:
+            err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(f"gguf: {result.path}  card: {result.card}" + (f"  ollama: {result.modelfile}"
+                                                                     if result.modelfile else ""))
+        if python is not None:
+            reference = check.reference_answers(config, run_paths, verify_prompts)
+            runtime, answers = check.llama_cpp_answers(result.path, reference.chats, config.eval.max_new_tokens,
+                                                       python)
+            _report_parity(check.compare("gguf", runtime, "f16" if not f32 else "f32", reference, answers))
     elif format == "vllm":
+        if verify:
+            raise TunewrightError("--verify for vllm is not built yet; check the line by hand with vllm.md's requests")
         plan = exporter.export_vllm(source, out or source / "vllm.json", base)
         for warning in plan.warnings:
             err.print(f"[yellow]warning:[/] {warning}", highlight=False)
         console.print(plan.command, markup=False, highlight=False)
-        console.print(f"json: {plan.path}  script: {plan.path.with_suffix('.sh')}")
+        console.print(f"json: {plan.path}  script: {plan.path.with_suffix('.sh')}  "
+                      f"client card: {plan.path.with_suffix('.md')}")
     else:
         raise TunewrightError(f"--format {format!r}: use gguf or vllm")
+
+
+def _report_parity(parity: Any) -> None:
+    """Print identical/total; exit 1 (problems found) when the export does not answer as tunewright."""
+    console.print(f"verify: {parity.artifact} in {parity.runtime}: {parity.identical}/{parity.total} answers "
+                  f"identical to tunewright's ({parity.required} needed at {parity.precision}); "
+                  f"{parity.same_as_base}/{parity.total} equal to the base model's", markup=False)
+    for difference in parity.differences:
+        err.print(f"  differs on {difference['prompt'][:60]!r}: tunewright {difference['tunewright'][:60]!r} / "
+                  f"runtime {difference['runtime'][:60]!r}", markup=False, highlight=False)
+    if not parity.ok:
+        for problem in parity.problems():
+            err.print(f"[red]verify failed:[/] {problem}", highlight=False)
+        raise typer.Exit(EXIT_PROBLEMS)
 
 
 @app.command()

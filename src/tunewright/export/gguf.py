@@ -1,19 +1,23 @@
 """Export for llama.cpp / Ollama: a run merged into one GGUF file (Llama architecture, written with the
-`gguf` package), tokenizer and chat template included."""
+`gguf` package) whose chat template defaults to the task's system prompt, with an Ollama Modelfile and
+a model card beside it."""
 
 from __future__ import annotations
 
-import json
 import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from tunewright.card import ModelCard
 from tunewright.config import Config
 from tunewright.errors import ModelError
-from tunewright.merge import merge_adapter
-from tunewright.runs import RunPaths, read_json
+from tunewright.export.gguf_tokenizer import add_tokenizer, pre_tokenizer
+from tunewright.export.ollama import modelfile
+from tunewright.merge import merge_adapter, merged_card
+from tunewright.modeling import load_tokenizer
+from tunewright.runs import ARTIFACT_MODE, RunPaths, read_json, write_text
 
 # Hugging Face Llama tensor names -> GGUF names (llama.cpp's convention); "{i}" is the layer.
 LLAMA_TENSORS = {
@@ -31,15 +35,52 @@ LLAMA_TENSORS = {
 }
 
 
-def export_gguf(config: Config, run: RunPaths, out: Path, half: bool = True) -> Path:
-    """Merge the run's adapter, then write the merged model as GGUF (f16 matrices, f32 norms)."""
+@dataclass(frozen=True)
+class GgufExport:
+    path: Path
+    modelfile: Path | None  # None when the chat template has no Ollama rendering (not ChatML)
+    card: Path
+    warnings: list[str]
+
+
+def export_gguf(config: Config, run: RunPaths, out: Path, half: bool = True, pre: str | None = None) -> GgufExport:
+    """Merge the run's adapter, then write the merged model as GGUF (f16 matrices, f32 norms), its
+    Ollama Modelfile (`<stem>.Modelfile`) and model card (`<stem>.md`)."""
+    warnings = []
+    pre = pre_tokenizer(load_tokenizer(run.adapter), run.adapter, pre)  # refuse before the merge's minutes
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as scratch:
         merged = merge_adapter(config, run, Path(scratch) / "merged").path
-        write_gguf(merged, out, config.task.name, half)
-    return out
+        write_gguf(merged, out, config.task.name, half, pre)
+        tokenizer = load_tokenizer(merged)
+        card = merged_card(config, run, _adapter_method(merged), tokenizer)
+    card_path = out.with_suffix(".md")
+    ollama: Path | None = out.with_suffix(".Modelfile")
+    try:
+        text = modelfile(out, tokenizer.chat_template, config.task.system_prompt, list(card.stop_tokens))
+        write_text(out.with_suffix(".Modelfile"), text)
+    except ModelError as exc:
+        warnings.append(str(exc))
+        ollama = None
+    write_text(card_path, gguf_card(card, out, ollama, half).render())
+    return GgufExport(out, ollama, card_path, warnings)
 
 
-def write_gguf(model_dir: Path, out: Path, name: str, half: bool = True) -> None:
+def _adapter_method(merged: Path) -> str:
+    return str(read_json(merged / "tunewright-merged.json")["method"])
+
+
+def gguf_card(card: ModelCard, gguf_file: Path, ollama: Path | None, half: bool) -> ModelCard:
+    precision = "f16 matrices (answers may differ slightly from tunewright's fp32)" if half else "f32"
+    usage = (f"Weights: {precision}.\n\n```python\nfrom llama_cpp import Llama\n\n"
+             f"llm = Llama(model_path={gguf_file.name!r}, n_ctx=2048)  # the GGUF's own chat template\n"
+             "reply = llm.create_chat_completion(messages=[{\"role\": \"user\", \"content\": \"...\"}], "
+             "temperature=0)\n```\n")
+    if ollama is not None:
+        usage += f"\nOllama: `ollama create {card.task} -f {ollama.name}` then `ollama run {card.task}`.\n"
+    return replace(card, title=f"{card.task} (GGUF)", usage=usage)
+
+
+def write_gguf(model_dir: Path, out: Path, name: str, half: bool = True, pre: str | None = None) -> None:
     import gguf
     from safetensors.numpy import load_file
     from transformers import AutoTokenizer
@@ -65,7 +106,7 @@ def write_gguf(model_dir: Path, out: Path, name: str, half: bool = True) -> None
     writer.add_rope_freq_base(float((hf.get("rope_parameters") or {}).get("rope_theta") or hf.get("rope_theta", 1e4)))
     writer.add_rope_dimension_count(int(hf.get("head_dim") or hf["hidden_size"] // heads))
     writer.add_vocab_size(int(hf["vocab_size"]))
-    _add_tokenizer(writer, AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False), model_dir)
+    add_tokenizer(writer, AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False), model_dir, pre)
     for hf_name, tensor in sorted(tensors.items()):
         gguf_name = _gguf_name(hf_name)
         if hf_name.endswith(("q_proj.weight", "k_proj.weight")):
@@ -76,6 +117,7 @@ def write_gguf(model_dir: Path, out: Path, name: str, half: bool = True) -> None
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+    tmp.chmod(ARTIFACT_MODE)
     tmp.replace(out)
 
 
@@ -92,33 +134,3 @@ def _permute(weight: np.ndarray, heads: int) -> np.ndarray:
     """Hugging Face stores q/k rows for rotate-half RoPE; llama.cpp expects them interleaved per head."""
     per_head = weight.reshape(heads, 2, weight.shape[0] // heads // 2, *weight.shape[1:])
     return np.ascontiguousarray(per_head.swapaxes(1, 2)).reshape(weight.shape)
-
-
-def _add_tokenizer(writer: Any, tokenizer: Any, model_dir: Path) -> None:
-    """Byte-level BPE vocabulary, merges, special token ids and the chat template."""
-    import gguf
-
-    if not (model_dir / "tokenizer.json").is_file():
-        raise ModelError(f"{model_dir}: GGUF export needs a fast tokenizer (tokenizer.json)")
-    backend = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
-    if backend["model"]["type"] != "BPE":
-        raise ModelError(f"{model_dir}: GGUF export covers byte-level BPE tokenizers, not {backend['model']['type']}")
-    vocab = tokenizer.get_vocab()
-    tokens = [""] * len(vocab)
-    for token, index in vocab.items():
-        tokens[index] = token
-    special = set(tokenizer.all_special_ids) | {t["id"] for t in backend.get("added_tokens", []) if t["special"]}
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("default")
-    writer.add_token_list(tokens)
-    writer.add_token_types([gguf.TokenType.CONTROL if i in special else gguf.TokenType.NORMAL
-                            for i in range(len(tokens))])
-    merges = backend["model"]["merges"]
-    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
-    for token_id, add in ((tokenizer.bos_token_id, writer.add_bos_token_id),
-                          (tokenizer.eos_token_id, writer.add_eos_token_id),
-                          (tokenizer.pad_token_id, writer.add_pad_token_id)):
-        if token_id is not None:
-            add(int(token_id))
-    if tokenizer.chat_template:
-        writer.add_chat_template(tokenizer.chat_template)
