@@ -68,7 +68,7 @@ def generation(body: ChatCompletionRequest | CompletionRequest) -> Generation:
     else:
         top, logprobs = body.logprobs, body.logprobs is not None
     sampling = Sampling(
-        temperature=body.temperature or 0.0, top_p=1.0 if body.top_p is None else body.top_p,
+        temperature=_temperature(body.temperature), top_p=1.0 if body.top_p is None else body.top_p,
         top_k=body.top_k or 0, seed=secrets.randbits(62) if body.seed is None else body.seed,
         presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
         logit_bias=_logit_bias(body.logit_bias), top_logprobs=(top or 0) if logprobs else None)
@@ -88,6 +88,12 @@ def response_format_processors(response_format: dict[str, object] | None) -> tup
         return ()
     kind = response_format.get("type")
     raise refuse("response_format", f"type {kind!r} is not supported by this server; only {{'type': 'text'}}")
+
+
+def _temperature(requested: float | None) -> float:
+    """Below 1e-5 (as vLLM does) sampling is decoding greedily: its limit as the temperature falls, and
+    logits divided by a smaller one overflow to inf."""
+    return 0.0 if requested is None or requested < 1e-5 else requested
 
 
 def _logit_bias(bias: dict[str, float] | None) -> tuple[tuple[int, float], ...]:
