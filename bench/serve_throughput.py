@@ -72,7 +72,7 @@ async def run_mode(engine: Engine, mode: str, clients: int, per_client: int, max
         nonlocal tokens
         for request in range(per_client):
             started = time.perf_counter()
-            job = scheduler.submit(prompts[number * per_client + request])
+            job = scheduler.submit([prompts[number * per_client + request]])[0]
             while not (event := await job.events.get()).last:
                 tokens += 1
             if event.error:

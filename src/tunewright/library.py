@@ -53,6 +53,8 @@ class AdapterEntry:
     extra_modules: tuple[str, ...] = ()  # modules_to_save: whole layers trained besides the adapter
     eval_summary: dict[str, Any] = field(default_factory=dict)
     weights_stamp: tuple[int, int] = (0, 0)  # (mtime_ns, size) of the weights: a replaced file differs
+    labels: tuple[str, ...] = ()  # a labelled task's label set; served chat answers are constrained to it
+    label_format: dict[str, Any] | None = None  # where the label sits in an answer (LabelFormat.to_json())
 
     @property
     def mixable(self) -> bool:
@@ -125,6 +127,7 @@ def read_adapter_dir(path: Path, name: str) -> AdapterEntry:
         extra_modules=tuple(peft_config.get("modules_to_save") or ()),
         eval_summary=dict(manifest.eval_summary),
         weights_stamp=(weights.st_mtime_ns, weights.st_size),
+        labels=manifest.labels, label_format=manifest.label_format,
     )
 
 

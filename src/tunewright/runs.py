@@ -120,9 +120,11 @@ class AdapterManifest:
     peft_type: str | None = None
     base_fingerprint: str | None = None
     eval_summary: dict[str, Any] = field(default_factory=dict)
+    labels: tuple[str, ...] = ()  # a labelled task's label set, which serving constrains answers to
+    label_format: dict[str, Any] | None = None  # LabelFormat.to_json(): where the label sits in an answer
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "stop_token_ids": list(self.stop_token_ids)}
+        return {**asdict(self), "stop_token_ids": list(self.stop_token_ids), "labels": list(self.labels)}
 
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> AdapterManifest:
@@ -131,6 +133,8 @@ class AdapterManifest:
         values = {key: value for key, value in payload.items() if key in known and value is not None}
         if "stop_token_ids" in values:
             values["stop_token_ids"] = tuple(int(i) for i in values["stop_token_ids"])
+        if "labels" in values:
+            values["labels"] = tuple(str(label) for label in values["labels"])
         return cls(**values)
 
     @classmethod

@@ -1,20 +1,24 @@
 """Mixed-adapter batching: many concurrent requests over three adapters and the base, each answered by
-its own model, in shared batches, and every exchange in the feedback store."""
+its own model, in shared batches, and every exchange in the feedback store; requests that arrive while
+a batch runs join it and are answered as they would be alone."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
 
 import openai
 
 from tunewright.feedback.store import FeedbackStore
 from tunewright.library import AdapterLibrary
+from tunewright.records import Message
 from tunewright.serve.app import create_app
 from tunewright.serve.completions import Limits
-from tunewright.serve.engine import Engine
+from tunewright.serve.engine import Engine, Prompt
+from tunewright.serve.scheduler import Scheduler
 
 KEY = "test-key"
 REPLIES = {"access": "[Intent: Account Access]", "fraud": "[Intent: Fraud Report]",
@@ -57,3 +61,41 @@ def test_hundred_concurrent_requests_each_answered_by_its_own_adapter(
     logged = store.exchanges()
     assert {row.adapter for row in logged} == {None, *REPLIES}
     assert all(row.response == expected[row.adapter or "base"][row.messages[-1].content] for row in logged)
+
+
+def test_requests_join_a_running_batch_and_decode_as_alone(tiny_model_dir: Path, adapter_library: Path) -> None:
+    """Through the scheduler: while a long request (300 tokens, no stop token) runs, requests for the
+    adapters and the base arrive, join its batch between steps, and each gets the tokens it gets alone."""
+    engine = Engine("base", tiny_model_dir, AdapterLibrary(adapter_library), max_loaded=3)
+    long = replace(engine.prompt("fraud", [Message("user", QUESTIONS[0])], 300), stop_ids=frozenset())
+    later = [engine.prompt(model, [Message("user", q)], 12) for model, q in
+             zip(["base", *REPLIES, "base"], QUESTIONS[1:], strict=False)]
+    alone = [_alone(engine, prompt) for prompt in [long, *later]]
+
+    async def serve() -> tuple[list[list[int]], int]:
+        scheduler = Scheduler(engine, max_batch=8)
+        scheduler.start()
+        first = scheduler.submit([long])[0]
+        opening = await first.events.get()  # the long request is running: what comes now must join it
+        jobs = [first, *scheduler.submit(later)]
+        assert opening.token is not None and not opening.last, opening.error
+        tokens = [[opening.token.id]] + [[] for _ in later]
+        for index, job in enumerate(jobs):
+            while True:
+                event = await job.events.get()
+                assert event.token is not None, event.error
+                tokens[index].append(event.token.id)
+                if event.last:
+                    break
+        await scheduler.stop()
+        return tokens, scheduler.joined
+
+    tokens, joined = asyncio.run(serve())
+    assert joined == len(later)
+    assert tokens == alone
+
+
+def _alone(engine: Engine, prompt: Prompt) -> list[int]:
+    tokens: list[int] = []
+    engine.run([prompt], lambda index, token, last: tokens.append(token.id) is None)
+    return tokens

@@ -15,6 +15,7 @@ from tunewright.modeling import load_model, load_tokenizer
 from tunewright.records import Message
 from tunewright.runs import ADAPTER_MANIFEST, write_json
 from tunewright.serve.engine import Engine
+from tunewright.serve.sampling import Token
 
 CONFIGS = {
     # the output layer is trained too: the tiny model's flat logits hide smaller changes from greedy decoding
@@ -41,8 +42,8 @@ def test_solo_adapters_answer_as_peft_does(method: str, tiny_model_dir: Path, tm
     engine = Engine("base", tiny_model_dir, library)
     served: list[list[int]] = [[] for _ in range(4)]
 
-    def on_token(index: int, token: int, last: bool) -> bool:
-        served[index].append(token)
+    def on_token(index: int, token: Token, last: bool) -> bool:
+        served[index].append(token.id)
         return True
 
     # the scheduler never puts a solo adapter in a batch with the base, so: one batch each

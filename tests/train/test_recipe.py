@@ -11,6 +11,7 @@ import torch
 
 from tunewright.config import load_config
 from tunewright.errors import DataError
+from tunewright.label_format import label_format
 from tunewright.modeling import load_model, load_with_adapter
 from tunewright.pipeline import prepare_run
 from tunewright.records import Example, Message
@@ -56,6 +57,9 @@ def test_lora_training_learns_and_saves_a_reloadable_adapter(tiny_project: Path,
     assert not torch.allclose(tuned(input_ids=ids).logits, base(input_ids=ids).logits)
     manifest = json.loads((run.adapter / "tunewright-adapter.json").read_text())
     assert manifest["system_prompt"] == config.task.system_prompt
+    fmt = label_format([example.reference for example in run.load_split("train")], config.task.label_regex or "")
+    assert fmt is not None and manifest["label_format"] == fmt.to_json()  # serving constrains labels with these
+    assert manifest["labels"] == list(config.task.labels)
     assert (run.adapter / "adapter_model.safetensors").is_file()
     assert (run.adapter / "chat_template.jinja").is_file() or "chat_template" in (
         run.adapter / "tokenizer_config.json").read_text()

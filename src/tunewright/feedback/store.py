@@ -26,6 +26,7 @@ MIGRATIONS = (
         id INTEGER PRIMARY KEY AUTOINCREMENT, response_id TEXT NOT NULL REFERENCES exchanges(id),
         rating INTEGER NOT NULL, correction TEXT, created REAL NOT NULL)""",
     "CREATE INDEX feedback_response ON feedback(response_id)",
+    "ALTER TABLE exchanges ADD COLUMN user TEXT",
 )
 
 
@@ -41,6 +42,7 @@ class Exchange:
     completion_tokens: int
     latency_ms: float
     finish_reason: str
+    user: str | None = None  # the request's `user`: the client's id for its end user
 
 
 @dataclass(frozen=True)
@@ -84,10 +86,11 @@ class FeedbackStore:
                              ensure_ascii=False)
         with self._lock:
             self._db.execute(
-                "INSERT INTO exchanges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO exchanges (id, created, model, adapter, endpoint, request, response, prompt_tokens, "
+                "completion_tokens, latency_ms, finish_reason, user) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (exchange.id, time.time(), exchange.model, exchange.adapter, exchange.endpoint, request,
                  clean(exchange.response), exchange.prompt_tokens, exchange.completion_tokens,
-                 exchange.latency_ms, exchange.finish_reason))
+                 exchange.latency_ms, exchange.finish_reason, exchange.user))
 
     def add_feedback(self, response_id: str, rating: int, correction: str | None) -> bool:
         """Record a rating; False when no exchange has that id."""
@@ -115,7 +118,7 @@ class FeedbackStore:
                 "SELECT e.*, f.rating, f.correction FROM exchanges e JOIN feedback f ON f.response_id = e.id "
                 "WHERE f.id = (SELECT MAX(id) FROM feedback WHERE response_id = e.id) ORDER BY e.created"
             ).fetchall()
-        return [RatedExchange(_exchange(row[:11]), int(row[11]), row[12]) for row in rows]
+        return [RatedExchange(_exchange(row[:12]), int(row[12]), row[13]) for row in rows]
 
     def close(self) -> None:
         with self._lock:
@@ -130,4 +133,5 @@ def _exchange(row: tuple[object, ...]) -> Exchange:
     return Exchange(id=str(row[0]), model=str(row[2]), adapter=None if row[3] is None else str(row[3]),
                     endpoint=str(row[4]), messages=messages, response=str(row[6]),
                     prompt_tokens=int(str(row[7])), completion_tokens=int(str(row[8])),
-                    latency_ms=float(str(row[9])), finish_reason=str(row[10]))
+                    latency_ms=float(str(row[9])), finish_reason=str(row[10]),
+                    user=None if row[11] is None else str(row[11]))

@@ -13,8 +13,9 @@ from tunewright.serve.completions import Limits
 from tunewright.serve.schemas import ModelCard, ModelList
 
 WHY = {
-    400: "Bad request: a parameter out of range (max_tokens above the limit, a prompt over the token limit, "
-         "an empty prompt) or a model that cannot be served here.",
+    400: "Bad request: a parameter this server does not implement (named in `param`, code "
+         "`unsupported_parameter`), a parameter out of range (max_tokens above the limit, a prompt over the "
+         "token limit, an empty prompt) or a model that cannot be served here.",
     401: "Missing or wrong `Authorization: Bearer <key>`.",
     404: "No such model (or response id, for feedback); GET /v1/models lists the models.",
     413: "The request body is above the server's size limit.",

@@ -1,18 +1,24 @@
-"""The batched greedy step loop behind the server: left-padded prompts, one KV cache, per-row adapter
-selection for LoRA, per-row stop tokens and budgets, and a callback for every new token so replies can
-stream while their batch is still running. Finished rows leave the batch."""
+"""The batched step loop behind the server: one KV cache for every row, per-row adapter selection for
+LoRA, per-row sampling, constraints, stop tokens and budgets, and a callback for every new token so
+replies stream while their batch runs. Rows leave the batch as they finish, and new rows join between
+steps (iteration-level batching): a joining row's prompt pass runs on its own, then its cache is
+left-padded to the batch's width and it decodes with the rest."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
+from transformers import LogitsProcessor
+from transformers.cache_utils import DynamicLayer
 
 from tunewright.modeling import CausalLM, left_pad
+from tunewright.serve.sampling import GREEDY, Sampling, Token, choose, generator_for
 
 if TYPE_CHECKING:
     from tunewright.serve.stacked import StackedLora
@@ -26,10 +32,12 @@ class Row:
     max_new_tokens: int
     stop_ids: frozenset[int]
     adapter: str  # peft adapter name, or "__base__" for the base model
+    sampling: Sampling = GREEDY
+    processors: tuple[LogitsProcessor, ...] = field(default=(), compare=False)  # this row's constraints
 
 
-# on_token(row index, token id, is_last) -> keep going; False drops the row (the client went away)
-TokenCallback = Callable[[int, int, bool], bool]
+# on_token(row key, token, is_last) -> keep going; False drops the row (the client went away)
+TokenCallback = Callable[[int, Token, bool], bool]
 
 
 def remove_row_hooks(model: CausalLM) -> int:
@@ -59,46 +67,173 @@ def _forward(model: CausalLM, input_ids: torch.Tensor, attention_mask: torch.Ten
         raise
 
 
-@torch.inference_mode()
-def decode_rows(model: CausalLM, rows: list[Row], pad_id: int, on_token: TokenCallback,
-                per_row_adapters: bool, stacked: StackedLora | None = None) -> None:
-    """Greedy-decode every row. With `per_row_adapters`, each row runs through its own LoRA adapter in
-    the same forward pass (peft's `adapter_names`); otherwise the model's active adapter answers. With
-    `stacked` too, only the prompt pass goes through peft's per-row path (its few large matmuls per
-    adapter cost little there), and every one-token step after it through the stacked adapters."""
-    input_ids, attention_mask = left_pad([row.prompt_ids for row in rows], pad_id)
-    device = model.device
-    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
-    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    live = list(range(len(rows)))  # indices into `rows` of the rows still in the batch
-    counts = [0] * len(rows)
-    cache = None
-    selected: list[int] = []  # the rows the stacked masks were built for
-    with ExitStack() as steps:
-        while live:
-            if stacked is not None and cache is not None and not selected:
-                steps.enter_context(stacked.active(model))
-            if stacked is not None and cache is not None and selected != live:
-                stacked.select([None if rows[i].adapter == BASE_ROW else rows[i].adapter for i in live])
-                selected = list(live)
-            per_row = per_row_adapters and (stacked is None or cache is None)
-            extra = {"adapter_names": [rows[i].adapter for i in live]} if per_row else {}
-            output = _forward(model, input_ids, attention_mask, positions, cache, extra)
-            cache = output.cache
-            next_tokens = output.logits[:, -1].argmax(-1)
-            keep: list[int] = []
-            for slot, (index, token) in enumerate(zip(live, next_tokens.tolist(), strict=True)):
-                counts[index] += 1
-                last = token in rows[index].stop_ids or counts[index] >= rows[index].max_new_tokens
-                if on_token(index, token, last) and not last:
-                    keep.append(slot)
-            if len(keep) < len(live):
-                if not keep:
+class DecodeBatch:
+    """Rows decoding together, each under a key of the caller's. With `per_row_adapters` each row runs
+    through its own LoRA adapter (peft's `adapter_names`); with `stacked` too, prompt passes take peft's
+    per-row path (a few large matmuls per adapter cost little there) and one-token steps the stacked
+    adapters. State between steps: `mask` covers the cache plus the pending token, `positions` and
+    `pending` are each row's next position and token."""
+
+    def __init__(self, model: CausalLM, pad_id: int, per_row_adapters: bool, stacked: StackedLora | None) -> None:
+        self.model, self.pad_id, self.per_row_adapters, self.stacked = model, pad_id, per_row_adapters, stacked
+        self.rows: dict[int, Row] = {}
+        self.context: dict[int, list[int]] = {}  # prompt + generated, for penalties and constraints
+        self.generators: dict[int, torch.Generator | None] = {}
+        self.live: list[int] = []  # keys, in batch order
+        self.cache: Any = None
+        self.mask = self.positions = self.pending = torch.empty(0, dtype=torch.long)
+        self._stack: ExitStack | None = None  # holds the stacked adapters' hooks while they are on
+        self._selected: list[int] = []
+
+    @property
+    def adapters(self) -> set[str]:
+        return {self.rows[key].adapter for key in self.live}
+
+    @property
+    def joinable(self) -> bool:
+        """Caches of plain dynamic layers can be padded and stacked (not sliding-window ones)."""
+        return self.cache is None or all(type(layer) is DynamicLayer for layer in self.cache.layers)
+
+    def use_stacked(self, stacked: StackedLora | None) -> None:
+        if stacked is not self.stacked:
+            self._stacked_off()
+            self.stacked = stacked
+
+    def join(self, rows: list[tuple[int, Row]], on_token: TokenCallback) -> None:
+        """The prompt pass of new rows, their first tokens, and their place in the batch."""
+        self._stacked_off()
+        device = self.model.device
+        input_ids, mask = (t.to(device) for t in left_pad([row.prompt_ids for _, row in rows], self.pad_id))
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        extra = {"adapter_names": [row.adapter for _, row in rows]} if self.per_row_adapters else {}
+        output = _forward(self.model, input_ids, mask, positions, None, extra)
+        for key, row in rows:
+            self.rows[key], self.context[key] = row, list(row.prompt_ids)
+            self.generators[key] = generator_for(row.sampling)
+        keys = [key for key, _ in rows]
+        tokens = self._choose(keys, output.logits[:, -1])
+        keep = self._emit(keys, tokens, on_token)
+        if not keep:
+            return
+        kept = torch.tensor(keep, device=device)
+        output.cache.batch_select_indices(kept)
+        self._merge(output.cache, [keys[i] for i in keep], torch.cat([mask[kept], mask.new_ones((len(keep), 1))], 1),
+                    positions[kept, -1] + 1, torch.tensor([tokens[i].id for i in keep], device=device))
+
+    def step(self, on_token: TokenCallback) -> None:
+        """One token for every live row."""
+        if self.stacked is not None:
+            if self._stack is None:
+                self._stack = ExitStack()
+                self._stack.enter_context(self.stacked.active(self.model))
+                self._selected = []
+            if self._selected != self.live:
+                self.stacked.select([None if self.rows[k].adapter == BASE_ROW else self.rows[k].adapter
+                                     for k in self.live])
+                self._selected = list(self.live)
+        per_row = self.per_row_adapters and self.stacked is None
+        extra = {"adapter_names": [self.rows[k].adapter for k in self.live]} if per_row else {}
+        output = _forward(self.model, self.pending[:, None], self.mask, self.positions[:, None], self.cache, extra)
+        self.cache = output.cache
+        tokens = self._choose(self.live, output.logits[:, -1])
+        keep = self._emit(self.live, tokens, on_token)
+        self.pending = torch.tensor([tokens[i].id for i in keep], device=self.mask.device)
+        self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
+        self.positions = self.positions + 1
+        if len(keep) < len(self.live):
+            self._keep(keep)
+
+    def close(self) -> None:
+        self._stacked_off()
+
+    def _stacked_off(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+
+    def _choose(self, keys: list[int], logits: torch.Tensor) -> list[Token]:
+        plain = [index for index, key in enumerate(keys)
+                 if self.rows[key].sampling.plain_greedy and not self.rows[key].processors]
+        tokens: list[Token | None] = [None] * len(keys)
+        if plain:
+            for index, token in zip(plain, logits[plain].argmax(-1).tolist(), strict=True):
+                tokens[index] = Token(int(token))
+        for index, key in enumerate(keys):
+            if tokens[index] is None:
+                row = self.rows[key]
+                tokens[index] = choose(logits[index], row.sampling, row.processors, self.context[key],
+                                       len(row.prompt_ids), self.generators[key])
+        return [token for token in tokens if token is not None]
+
+    def _emit(self, keys: list[int], tokens: list[Token], on_token: TokenCallback) -> list[int]:
+        """Hands each token on; the slots of the rows that go on."""
+        keep = []
+        for slot, (key, token) in enumerate(zip(keys, tokens, strict=True)):
+            row, context = self.rows[key], self.context[key]
+            context.append(token.id)
+            last = token.id in row.stop_ids or len(context) - len(row.prompt_ids) >= row.max_new_tokens
+            if on_token(key, token, last) and not last:
+                keep.append(slot)
+            else:
+                self._forget(key)
+        return keep
+
+    def _forget(self, key: int) -> None:
+        del self.rows[key], self.context[key], self.generators[key]
+
+    def _keep(self, slots: list[int]) -> None:
+        """Only these batch slots stay; cache columns that are padding for every remaining row go."""
+        self.live = [self.live[slot] for slot in slots]
+        if not slots:
+            self.cache, self.mask = None, torch.empty(0, dtype=torch.long)
+            return
+        kept = torch.tensor(slots, device=self.mask.device)
+        self.cache.batch_select_indices(kept)
+        self.mask, self.positions = self.mask[kept], self.positions[kept]
+        unused = int((self.mask.sum(0) == 0).long().cumprod(0).sum())  # leading all-padding columns
+        if unused:
+            self.mask = self.mask[:, unused:]
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[..., unused:, :], layer.values[..., unused:, :]
+
+    def _merge(self, cache: Any, keys: list[int], mask: torch.Tensor, positions: torch.Tensor,
+               pending: torch.Tensor) -> None:
+        """New rows' cache and state joined to the batch's, both left-padded to one width."""
+        if self.cache is None:
+            self.cache, self.live, self.mask, self.positions, self.pending = cache, keys, mask, positions, pending
+            return
+        width = max(self.mask.shape[1], mask.shape[1])
+        for old, new in zip(self.cache.layers, cache.layers, strict=True):
+            old.keys = torch.cat([_left(old.keys, width - 1), _left(new.keys, width - 1)])
+            old.values = torch.cat([_left(old.values, width - 1), _left(new.values, width - 1)])
+        self.mask = torch.cat([F.pad(self.mask, (width - self.mask.shape[1], 0)),
+                               F.pad(mask, (width - mask.shape[1], 0))])
+        self.positions = torch.cat([self.positions, positions])
+        self.pending = torch.cat([self.pending, pending])
+        self.live = self.live + keys
+
+
+def _left(states: torch.Tensor, width: int) -> torch.Tensor:
+    """Key or value states [B, H, T, D] left-padded with zeros to `width` positions."""
+    return F.pad(states, (0, 0, width - states.shape[-2], 0))
+
+
+def decode_rows(model: CausalLM, rows: list[Row], pad_id: int, on_token: TokenCallback, per_row_adapters: bool,
+                stacked: StackedLora | None = None, more: Callable[[DecodeBatch], list[Row]] | None = None) -> None:
+    """Decode every row (keys 0..n-1). With `more`, it is asked between steps for rows to join; they
+    take the next keys in order."""
+    with torch.inference_mode():
+        batch = DecodeBatch(model, pad_id, per_row_adapters, stacked)
+        try:
+            batch.join(list(enumerate(rows)), on_token)
+            next_key = len(rows)
+            while True:
+                joining = more(batch) if more is not None and batch.joinable else []
+                if joining:
+                    batch.join(list(enumerate(joining, start=next_key)), on_token)
+                    next_key += len(joining)
+                if not batch.live:
                     break
-                kept = torch.tensor(keep, device=device)
-                cache.batch_select_indices(kept)
-                next_tokens, attention_mask, positions = next_tokens[kept], attention_mask[kept], positions[kept]
-                live = [live[slot] for slot in keep]
-            input_ids = next_tokens[:, None]
-            attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(live), 1))], dim=1)
-            positions = positions[:, -1:] + 1
+                batch.step(on_token)
+        finally:
+            batch.close()

@@ -7,20 +7,23 @@ themselves live in the pool (pool.py)."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import LogitsProcessor
 
 from tunewright.chat import prompt_ids, stop_token_ids, with_system_prompt
 from tunewright.errors import ModelError
+from tunewright.evaluate.constrained import LabelConstraint, LabelFormat, LabelTrie, build_trie
 from tunewright.library import PROMPT_LEARNING, AdapterEntry, AdapterLibrary
 from tunewright.modeling import CausalLM, left_pad
 from tunewright.records import Message
-from tunewright.serve.decode import BASE_ROW, Row, TokenCallback, decode_rows
+from tunewright.serve.decode import BASE_ROW, DecodeBatch, Row, TokenCallback, decode_rows
 from tunewright.serve.pool import AdapterPool, LoadedAdapter
+from tunewright.serve.sampling import GREEDY, Sampling, Token
 from tunewright.serve.stacked import StackedLora
 
 SERVABLE = {"LORA", "IA3", *PROMPT_LEARNING}
@@ -39,6 +42,8 @@ class Prompt:
     prompt_ids: list[int]
     max_new_tokens: int
     stop_ids: frozenset[int]
+    sampling: Sampling = GREEDY
+    processors: tuple[LogitsProcessor, ...] = field(default=(), compare=False)  # per-row constraints
 
     @property
     def batch_key(self) -> str:
@@ -60,6 +65,7 @@ class Engine:
         self.stack_lora = stack_lora
         self._stacked: StackedLora | None = None  # rebuilt whenever the loaded adapters change
         self._stacked_key: tuple[int, list[str]] = (-1, [])
+        self._tries: dict[tuple[str, tuple[int, int]], LabelTrie] = {}  # label tries of labelled adapters
 
     @property
     def max_loaded(self) -> int:
@@ -98,18 +104,22 @@ class Engine:
         stops = entry.stop_token_ids if entry and entry.stop_token_ids else stop_token_ids(tokenizer)
         return Prompt(model, entry, ids, max_new_tokens, frozenset(stops))
 
-    def run(self, prompts: list[Prompt], on_token: TokenCallback, mixed: bool = True) -> None:
+    def run(self, prompts: list[Prompt], on_token: TokenCallback, mixed: bool = True,
+            more: Callable[[bool], list[Prompt]] | None = None) -> None:
         """Generate for prompts that share a batch key. With `mixed`, base and LoRA rows share one forward
-        pass; without it (the naive way, for comparison) the batch's one adapter is made active."""
+        pass; without it (the naive way, for comparison) the batch's one adapter is made active. With
+        `more` (mixed batches only), it is asked between steps for prompts to join the running batch
+        (its argument: whether LoRA prompts may join)."""
         entries = {p.entry.name: p.entry for p in prompts if p.entry is not None}
         loaded = {name: self.pool.ensure_loaded(entry, pinned=set(entries)) for name, entry in entries.items()}
-        rows = [Row(p.prompt_ids, p.max_new_tokens, p.stop_ids,
-                    loaded[p.entry.name].peft_name if p.entry else BASE_ROW) for p in prompts]
+        rows = [self._row(p, loaded) for p in prompts]
         solo = next(iter(loaded.values())) if loaded and prompts[0].batch_key != "mixed" else None
         if solo is not None and solo.model is not None:
             if solo.entry.peft_type in PROMPT_LEARNING:
                 return self._generate_all(solo.model, rows, on_token)
             return decode_rows(solo.model, rows, self.pad_id, on_token, per_row_adapters=False)
+        if mixed and solo is None and more is not None:
+            return self._run_joining(rows, loaded, on_token, more)
         lora_model = self.pool.lora_model
         if not loaded:
             if lora_model is None:
@@ -125,6 +135,33 @@ class Engine:
         lora_model.set_adapter(rows[0].adapter)
         return decode_rows(lora_model, rows, self.pad_id, on_token, per_row_adapters=False)
 
+    def _run_joining(self, rows: list[Row], loaded: dict[str, LoadedAdapter], on_token: TokenCallback,
+                     more: Callable[[bool], list[Prompt]]) -> None:
+        """A mixed batch that new prompts join between steps. LoRA prompts may join only once the
+        shared LoRA model exists (loading the first adapter wraps the base model in place)."""
+        model = self.pool.lora_model or self.pool.base
+
+        def joining(batch: DecodeBatch) -> list[Row]:
+            prompts = more(model is self.pool.lora_model)
+            live = {name for name, adapter in self.loaded.items() if adapter.peft_name in batch.adapters}
+            entries = {p.entry.name: p.entry for p in prompts if p.entry is not None}
+            for entry in entries.values():
+                self.pool.ensure_loaded(entry, pinned=live | set(entries))
+            new = [self._row(p, self.loaded) for p in prompts]
+            peft_names = (batch.adapters | {row.adapter for row in new}) - {BASE_ROW}
+            batch.use_stacked(self._stacked_for(peft_names) if peft_names else None)
+            return new
+
+        peft_names = {row.adapter for row in rows} - {BASE_ROW}
+        stacked = self._stacked_for(peft_names) if peft_names else None
+        return decode_rows(model, rows, self.pad_id, on_token, per_row_adapters=model is not self.pool.base,
+                           stacked=stacked, more=joining)
+
+    def _row(self, prompt: Prompt, loaded: dict[str, LoadedAdapter]) -> Row:
+        adapter = loaded[prompt.entry.name].peft_name if prompt.entry else BASE_ROW
+        return Row(prompt.prompt_ids, prompt.max_new_tokens, prompt.stop_ids, adapter, prompt.sampling,
+                   prompt.processors)
+
     def _stacked_for(self, peft_names: set[str]) -> StackedLora | None:
         """Stacked LoRA over every loaded plain-LoRA adapter, rebuilt when that set changes; None when the
         batch holds an adapter it cannot cover (then peft's per-row path runs)."""
@@ -138,6 +175,20 @@ class Engine:
             stackable = [name for name in shared if StackedLora.supports(lora_model, [name])]
             self._stacked = StackedLora(lora_model, stackable)
         return self._stacked if peft_names <= set(self._stacked.adapters) else None
+
+    def label_processors(self, prompt: Prompt) -> tuple[LogitsProcessor, ...]:
+        """For a labelled adapter's chat answer: its label picked from the task's label set token by
+        token, as evaluation decodes (evaluate/constrained.py); nothing for other models."""
+        entry = prompt.entry
+        if entry is None or not entry.labels or entry.label_format is None:
+            return ()
+        key = (entry.name, entry.weights_stamp)
+        if key not in self._tries:
+            tokenizer = self.tokenizer_for(entry)
+            stops = sorted(prompt.stop_ids)
+            stop = tokenizer.eos_token_id if tokenizer.eos_token_id in prompt.stop_ids else stops[0]
+            self._tries[key] = build_trie(tokenizer, entry.labels, LabelFormat.from_json(entry.label_format), stop)
+        return (LabelConstraint(self._tries[key], len(prompt.prompt_ids)),)
 
     def unload(self, name: str) -> None:
         self.pool.unload(name)
@@ -158,7 +209,7 @@ class Engine:
         for index, row in enumerate(rows):
             for count, token in enumerate(output[index, width:].tolist()[: row.max_new_tokens], start=1):
                 last = token in row.stop_ids or count == row.max_new_tokens
-                if not on_token(index, token, last) or last:
+                if not on_token(index, Token(token), last) or last:
                     break
 
 

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from tunewright.errors import ModelError
 from tunewright.library import base_fingerprint, read_adapter_dir
 from tunewright.modeling import resolve_base_model
-from tunewright.records import Message
+from tunewright.serve import params
 from tunewright.serve.adapter_check import verify_adapter
 from tunewright.serve.api_docs import METRICS_ROUTE, MODELS_ROUTE, REGISTER_ROUTE, completion_route, errors, with_limits
 from tunewright.serve.auth import require_admin_key, require_api_key
@@ -71,13 +71,13 @@ def models(request: Request, server: Server = ServerDep) -> ModelList:
 
 @router.post("/v1/chat/completions", dependencies=keyed, **completion_route("chat"))
 async def chat_completions(body: ChatCompletionRequest, server: Server = ServerDep) -> Response:
-    messages = [Message(m.role, m.content) for m in body.messages]
-    return await complete(server, "chat", body.model, messages, None, body.max_tokens, body.stream)
+    messages = params.chat_messages(body)  # first: a tool turn is refused for its role, not its extra keys
+    return await complete(server, "chat", body.model, messages, None, params.generation(body))
 
 
 @router.post("/v1/completions", dependencies=keyed, **completion_route("text"))
 async def completions(body: CompletionRequest, server: Server = ServerDep) -> Response:
-    return await complete(server, "text", body.model, [], body.prompt, body.max_tokens, body.stream)
+    return await complete(server, "text", body.model, [], body.prompt, params.generation(body))
 
 
 @router.post("/v1/feedback", dependencies=keyed, responses=errors(400, 401, 404, 413, 422))

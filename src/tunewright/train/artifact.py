@@ -7,6 +7,7 @@ from typing import Any
 
 from tunewright.chat import stop_token_ids
 from tunewright.config import Config
+from tunewright.label_format import label_format
 from tunewright.methods import METHODS, artifact_dir
 from tunewright.modeling import CausalLM, public_model_id
 from tunewright.runs import ADAPTER_MANIFEST, AdapterManifest, RunPaths, atomic_dir, write_json
@@ -32,5 +33,16 @@ def save_artifact(config: Config, run: RunPaths, model: CausalLM, tokenizer: Any
             base_model=config.model.base, method=config.method.name, artifact=method.artifact,
             quantized_base="nf4" if method.facts.quantized else None, task=config.task.name,
             system_prompt=config.task.system_prompt, stop_token_ids=tuple(stop_token_ids(tokenizer)),
-            best_val_loss=best_val_loss)
+            best_val_loss=best_val_loss, **_label_facts(config, run))
         write_json(tmp / ADAPTER_MANIFEST, manifest.to_json())
+
+
+def _label_facts(config: Config, run: RunPaths) -> dict[str, Any]:
+    """The label set and where the label sits in the training answers, for serving to constrain a
+    labelled task's answers as evaluation does; nothing when the task has no labels or the answers
+    disagree on the format (or constrain_labels is off)."""
+    task = config.task
+    if not (config.eval.constrain_labels and task.labels and task.label_regex):
+        return {}
+    fmt = label_format([example.reference for example in run.load_split("train")], task.label_regex)
+    return {} if fmt is None else {"labels": tuple(task.labels), "label_format": fmt.to_json()}
