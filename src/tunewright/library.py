@@ -224,6 +224,10 @@ def eval_summary(summary_file: Path) -> dict[str, Any]:
     """The decision, test-row count and each candidate's metrics from a run's summary.json."""
     if not summary_file.is_file():
         return {}
-    summary = RunSummary.read(summary_file)
+    try:
+        summary = RunSummary.read(summary_file)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{summary_file}: not a run summary tunewright wrote ({type(exc).__name__}: {exc}); "
+                         "run `tunewright eval` on the run again, or add the adapter folder itself") from None
     return {"decision": summary.decision, "test_rows": summary.evaluation.test_rows,
             "candidates": summary.evaluation.candidates}

@@ -28,7 +28,13 @@ def test_adapters_serve_and_feedback_export(tiny_model_dir: Path, adapter_librar
     (run / "adapter").mkdir(parents=True)
     for file in (adapter_library / "fraud").iterdir():
         (run / "adapter" / file.name).write_bytes(file.read_bytes())
-    (run / "summary.json").write_text(json.dumps({"decision": "go", "eval": {"test_rows": 6, "candidates": {}}}))
+    training = {"steps": 12, "planned_steps": 12, "best_val_loss": None, "best_step": None, "stopped_early": False,
+                "overfitting_alert": False, "train_tokens": 600, "train_tokens_per_second": 50.0, "seconds": 12.0,
+                "precision": "fp32", "trainable_parameters": 100, "total_parameters": 1000}
+    (run / "summary.json").write_text(json.dumps({
+        "decision": "go", "decision_reasons": [], "task": "memorise", "base_model": str(tiny_model_dir),
+        "method": "lora", "data": {"train": 6, "val": 0, "test": 6}, "training": training, "artifacts": {},
+        "eval": {"test_rows": 6, "best_baseline": "zero_shot", "gate": {}, "candidates": {}}}))
     added = tunewright("adapters", "add", str(run), "--name", "fraud", "--library", str(library))
     assert added.returncode == 0, added.stderr
     manifest = json.loads((library / "fraud" / ADAPTER_MANIFEST).read_text())
