@@ -99,6 +99,21 @@ def copied_values(value: Any, patterns: list[str]) -> list[tuple[str, str]]:
             if any(fnmatchcase(path, pattern) for pattern in patterns) and text.startswith('"')]
 
 
+def wrong_fields(gold: Counter[Field], predicted: Counter[Field]) -> list[str]:
+    """Fields of one row whose values differ between gold and answer, for highlighting in the report."""
+    gold_by, predicted_by = by_field(gold), by_field(predicted)
+    return sorted(name for name in gold_by.keys() | predicted_by.keys()
+                  if gold_by.get(name, Counter()) != predicted_by.get(name, Counter()))
+
+
+def by_field(pairs: Counter[Field]) -> dict[str, Counter[str]]:
+    """The values of each field path."""
+    grouped: dict[str, Counter[str]] = {}
+    for (name, value), count in pairs.items():
+        grouped.setdefault(name, Counter())[value] += count
+    return grouped
+
+
 def _json_path(parts: Any) -> str:
     path = "$"
     for part in parts:

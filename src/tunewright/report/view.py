@@ -18,6 +18,10 @@ METRIC_COLUMNS = (
     ("rouge_l", "ROUGE-L"),
     ("semantic_similarity", "semantic similarity"),
     ("judge_pass_rate", "judge pass rate"),
+    ("json_valid_rate", "valid JSON"),
+    ("schema_valid_rate", "valid schema"),
+    ("field_f1", "field F1"),
+    ("exact_frame_match", "exact frame"),
 )
 VERDICTS = {
     "go": "The fine-tuned model clears the quality gate against the best baseline.",
