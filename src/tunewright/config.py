@@ -282,6 +282,10 @@ class EvalConfig(Section):
         True, description="For tasks with labels: pick the answer's label from task.labels token by token, "
         "so every answer has a valid label (the rest of the answer is free text).",
     )
+    constrain_schema: bool = Field(
+        True, description="For tasks with task.output_schema: every candidate (baselines too) decodes each answer "
+        "under the schema (llguidance), so every answer is valid JSON that validates.",
+    )
     retrieval_candidates: int = Field(
         0, ge=0, description="If above 0, each input's label is chosen among a shortlist of N labels, not the "
         "whole label set: with label_scoring the N the embedding classifier ranks highest, else (with "
