@@ -19,6 +19,7 @@ from tunewright.feedback.store import Exchange, FeedbackStore
 from tunewright.records import Message
 from tunewright.serve.engine import Engine, Prompt, UnknownModel
 from tunewright.serve.metrics import Metrics
+from tunewright.serve.response_format import ResponseFormat, ResponseFormatError
 from tunewright.serve.scheduler import Job, QueueFull, Scheduler
 
 
@@ -51,18 +52,13 @@ class Server:
 
 
 async def complete(server: Server, kind: str, model: str, messages: Sequence[Message], raw: str | None,
-                   max_tokens: int | None, stream: bool) -> Response:
+                   max_tokens: int | None, stream: bool, response_format: ResponseFormat | None = None) -> Response:
     """`kind` is "chat" or "text"; `raw` is the prompt of a text completion."""
     budget = max_tokens or server.limits.max_tokens
     if budget > server.limits.max_tokens:
         raise APIError(400, f"max_tokens {budget} is above this server's limit {server.limits.max_tokens}",
                        param="max_tokens")
-    try:
-        prompt = await asyncio.to_thread(server.engine.prompt, model, messages, budget, raw)
-    except UnknownModel as exc:
-        raise APIError(404, str(exc), param="model", code="model_not_found") from None
-    except ModelError as exc:
-        raise APIError(400, str(exc), param="model", code="model_not_servable") from None
+    prompt = await _prompt(server, model, messages, budget, raw, response_format)
     if not prompt.prompt_ids:
         raise APIError(400, "the prompt is empty; send at least one token of text", param="prompt",
                        code="empty_prompt")
@@ -84,6 +80,18 @@ async def complete(server: Server, kind: str, model: str, messages: Sequence[Mes
     if run.error:
         raise APIError(run.error_status, run.error, *_error_kind(run.error_status))
     return JSONResponse(run.body(run.text, run.finish_reason, final=True))
+
+
+async def _prompt(server: Server, model: str, messages: Sequence[Message], budget: int, raw: str | None,
+                  response_format: ResponseFormat | None) -> Prompt:
+    try:
+        return await asyncio.to_thread(server.engine.prompt, model, messages, budget, raw, response_format)
+    except ResponseFormatError as exc:
+        raise APIError(400, str(exc), param=exc.param) from None
+    except UnknownModel as exc:
+        raise APIError(404, str(exc), param="model", code="model_not_found") from None
+    except ModelError as exc:
+        raise APIError(400, str(exc), param="model", code="model_not_servable") from None
 
 
 @dataclass

@@ -11,6 +11,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
+from transformers import LogitsProcessor
 
 from tunewright.modeling import CausalLM, left_pad
 
@@ -26,6 +27,7 @@ class Row:
     max_new_tokens: int
     stop_ids: frozenset[int]
     adapter: str  # peft adapter name, or "__base__" for the base model
+    processor: LogitsProcessor | None = None  # this row's constraint (serve/response_format.py), fresh per request
 
 
 # on_token(row index, token id, is_last) -> keep going; False drops the row (the client went away)
@@ -72,6 +74,7 @@ def decode_rows(model: CausalLM, rows: list[Row], pad_id: int, on_token: TokenCa
     positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     live = list(range(len(rows)))  # indices into `rows` of the rows still in the batch
     counts = [0] * len(rows)
+    generated: list[list[int]] = [[] for _ in rows]  # what constrained rows' processors are shown
     cache = None
     selected: list[int] = []  # the rows the stacked masks were built for
     with ExitStack() as steps:
@@ -85,10 +88,11 @@ def decode_rows(model: CausalLM, rows: list[Row], pad_id: int, on_token: TokenCa
             extra = {"adapter_names": [rows[i].adapter for i in live]} if per_row else {}
             output = _forward(model, input_ids, attention_mask, positions, cache, extra)
             cache = output.cache
-            next_tokens = output.logits[:, -1].argmax(-1)
+            next_tokens = _constrained(output.logits[:, -1], rows, live, generated).argmax(-1)
             keep: list[int] = []
             for slot, (index, token) in enumerate(zip(live, next_tokens.tolist(), strict=True)):
                 counts[index] += 1
+                generated[index].append(token)
                 last = token in rows[index].stop_ids or counts[index] >= rows[index].max_new_tokens
                 if on_token(index, token, last) and not last:
                     keep.append(slot)
@@ -102,3 +106,13 @@ def decode_rows(model: CausalLM, rows: list[Row], pad_id: int, on_token: TokenCa
             input_ids = next_tokens[:, None]
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(live), 1))], dim=1)
             positions = positions[:, -1:] + 1
+
+
+def _constrained(logits: torch.Tensor, rows: list[Row], live: list[int], generated: list[list[int]]) -> torch.Tensor:
+    """Each live row with a processor gets its logits masked, seeing that row's ids so far ([1, t])."""
+    for slot, index in enumerate(live):
+        processor = rows[index].processor
+        if processor is not None:
+            ids = torch.tensor([rows[index].prompt_ids + generated[index]], dtype=torch.long)
+            logits[slot:slot + 1] = processor(ids, logits[slot:slot + 1])
+    return logits

@@ -13,14 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from tunewright.chat import prompt_ids, stop_token_ids, with_system_prompt
 from tunewright.errors import ModelError
+from tunewright.grammar import RowsProcessor
 from tunewright.library import PROMPT_LEARNING, AdapterEntry, AdapterLibrary
 from tunewright.modeling import CausalLM, left_pad
 from tunewright.records import Message
 from tunewright.serve.decode import BASE_ROW, Row, TokenCallback, decode_rows
 from tunewright.serve.pool import AdapterPool, LoadedAdapter
+from tunewright.serve.response_format import ResponseFormat, row_processor
 from tunewright.serve.stacked import StackedLora
 
 SERVABLE = {"LORA", "IA3", *PROMPT_LEARNING}
@@ -39,6 +42,7 @@ class Prompt:
     prompt_ids: list[int]
     max_new_tokens: int
     stop_ids: frozenset[int]
+    processor: LogitsProcessor | None = None  # response_format or the adapter's output schema
 
     @property
     def batch_key(self) -> str:
@@ -86,9 +90,10 @@ class Engine:
         check_servable(entry, self.fingerprint)
         return entry
 
-    def prompt(self, model: str, messages: Sequence[Message], max_new_tokens: int, raw: str | None = None) -> Prompt:
+    def prompt(self, model: str, messages: Sequence[Message], max_new_tokens: int, raw: str | None = None,
+               response_format: ResponseFormat | None = None) -> Prompt:
         """Token ids for a chat (rendered with the adapter's own chat template and system prompt), or
-        for raw text (`/v1/completions`)."""
+        for raw text (`/v1/completions`), and the answer's constraint (serve/response_format.py)."""
         entry = self.entry(model)
         tokenizer = self.tokenizer_for(entry)
         if raw is not None:
@@ -96,7 +101,8 @@ class Engine:
         else:
             ids = prompt_ids(tokenizer, with_system_prompt(messages, entry.system_prompt if entry else ""))
         stops = entry.stop_token_ids if entry and entry.stop_token_ids else stop_token_ids(tokenizer)
-        return Prompt(model, entry, ids, max_new_tokens, frozenset(stops))
+        processor = row_processor(response_format, entry, tokenizer, stops, self.pool.base.config.vocab_size)
+        return Prompt(model, entry, ids, max_new_tokens, frozenset(stops), processor)
 
     def run(self, prompts: list[Prompt], on_token: TokenCallback, mixed: bool = True) -> None:
         """Generate for prompts that share a batch key. With `mixed`, base and LoRA rows share one forward
@@ -104,7 +110,7 @@ class Engine:
         entries = {p.entry.name: p.entry for p in prompts if p.entry is not None}
         loaded = {name: self.pool.ensure_loaded(entry, pinned=set(entries)) for name, entry in entries.items()}
         rows = [Row(p.prompt_ids, p.max_new_tokens, p.stop_ids,
-                    loaded[p.entry.name].peft_name if p.entry else BASE_ROW) for p in prompts]
+                    loaded[p.entry.name].peft_name if p.entry else BASE_ROW, p.processor) for p in prompts]
         solo = next(iter(loaded.values())) if loaded and prompts[0].batch_key != "mixed" else None
         if solo is not None and solo.model is not None:
             if solo.entry.peft_type in PROMPT_LEARNING:
@@ -154,7 +160,8 @@ class Engine:
         stops = sorted(set().union(*(row.stop_ids for row in rows)))
         output = model.generate(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
                                 max_new_tokens=max(row.max_new_tokens for row in rows), do_sample=False,
-                                eos_token_id=stops, pad_token_id=self.pad_id)
+                                eos_token_id=stops, pad_token_id=self.pad_id,
+                                logits_processor=LogitsProcessorList([RowsProcessor([row.processor for row in rows])]))
         for index, row in enumerate(rows):
             for count, token in enumerate(output[index, width:].tolist()[: row.max_new_tokens], start=1):
                 last = token in row.stop_ids or count == row.max_new_tokens

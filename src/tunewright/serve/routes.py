@@ -23,6 +23,7 @@ from tunewright.serve.api_docs import METRICS_ROUTE, MODELS_ROUTE, REGISTER_ROUT
 from tunewright.serve.auth import require_admin_key, require_api_key
 from tunewright.serve.completions import APIError, Server, complete
 from tunewright.serve.engine import Engine, check_servable
+from tunewright.serve.response_format import ResponseFormatError, parse_response_format
 from tunewright.serve.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -72,7 +73,11 @@ def models(request: Request, server: Server = ServerDep) -> ModelList:
 @router.post("/v1/chat/completions", dependencies=keyed, **completion_route("chat"))
 async def chat_completions(body: ChatCompletionRequest, server: Server = ServerDep) -> Response:
     messages = [Message(m.role, m.content) for m in body.messages]
-    return await complete(server, "chat", body.model, messages, None, body.max_tokens, body.stream)
+    try:
+        response_format = parse_response_format((body.model_extra or {}).get("response_format"))
+    except ResponseFormatError as exc:
+        raise APIError(400, str(exc), param=exc.param) from None
+    return await complete(server, "chat", body.model, messages, None, body.max_tokens, body.stream, response_format)
 
 
 @router.post("/v1/completions", dependencies=keyed, **completion_route("text"))
