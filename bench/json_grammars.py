@@ -103,7 +103,8 @@ def make_llguidance(tokenizer: Any, schema: dict[str, Any], vocab: int) -> Calla
     import llguidance.torch
 
     ll_tokenizer = llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocab, eos_token=stop_token_ids(tokenizer))
-    grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, defaults={"whitespace_flexible": False})
+    grammar = llguidance.LLMatcher.grammar_from_json_schema(
+        schema, defaults={"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "})
 
     def fresh() -> Replay:
         matcher = llguidance.LLMatcher(ll_tokenizer, grammar)
@@ -131,7 +132,7 @@ def make_outlines_core(tokenizer: Any, schema: dict[str, Any], vocab: int) -> Ca
         if token_id not in special:
             tokens.setdefault(bytes(byte_of[c] for c in text), []).append(token_id)
     eos = tokenizer.eos_token_id
-    index = Index(build_regex_from_schema(json.dumps(schema), whitespace_pattern=r""), Vocabulary(eos, tokens))
+    index = Index(build_regex_from_schema(json.dumps(schema), whitespace_pattern=r"[ ]?"), Vocabulary(eos, tokens))
 
     def fresh() -> Replay:
         guide = Guide(index)

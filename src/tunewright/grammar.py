@@ -21,9 +21,10 @@ from transformers import LogitsProcessor
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-# Answers are compact JSON (no free whitespace between tokens): a small model given the freedom can
-# pad with newlines until its budget runs out, and training answers are written compactly anyway.
-GRAMMAR_DEFAULTS: Any = {"whitespace_flexible": False}  # llguidance's JsonCompileOptions
+# Answers are JSON as Python's json.dumps writes it (", " and ": ", no other whitespace): the way
+# training answers are usually written, and a small model given free whitespace can pad with newlines
+# until its budget runs out.
+GRAMMAR_DEFAULTS: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
 _TOKENIZERS: weakref.WeakKeyDictionary[Any, dict[tuple[int, tuple[int, ...]], Any]] = weakref.WeakKeyDictionary()
 
