@@ -106,8 +106,10 @@ def make_llguidance(tokenizer: Any, schema: dict[str, Any], vocab: int) -> Calla
     grammar = llguidance.LLMatcher.grammar_from_json_schema(
         schema, defaults={"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "})
 
+    template = llguidance.LLMatcher(ll_tokenizer, grammar)
+
     def fresh() -> Replay:
-        matcher = llguidance.LLMatcher(ll_tokenizer, grammar)
+        matcher = template.deep_copy()
         bitmask = llguidance.torch.allocate_token_bitmask(1, vocab)
 
         def mask(scores: torch.Tensor) -> None:
@@ -115,7 +117,7 @@ def make_llguidance(tokenizer: Any, schema: dict[str, Any], vocab: int) -> Calla
             # llguidance.torch.apply_token_bitmask_inplace runs a torch.compile kernel (a C++ build on
             # first use on CPU); unpacking the bits with numpy is the same mask without it.
             allowed = np.unpackbits(bitmask.numpy().view(np.uint8), bitorder="little")[: scores.shape[1]]
-            scores[0, torch.from_numpy(allowed == 0)] = float("-inf")
+            scores[0, torch.from_numpy(allowed == 0)] = float("-inf")  # as grammar.py does
         return Replay(lambda token: matcher.consume_token(token), mask)
     return fresh
 
