@@ -1,12 +1,13 @@
 """The config: strict YAML loading, `--set` overrides, paths relative to the file, task card rules."""
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tunewright.config import Config, apply_override, load_config
+from tunewright.config import Config, apply_override, dump_config, load_config
 from tunewright.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -237,3 +238,33 @@ def test_shipped_example_config_loads() -> None:
     assert config.data.path == (path.parent / "data.jsonl").resolve()
     assert config.data.path.is_file()
     assert {c.name for c in config.task.rubric} >= {"one_question", "concise"}
+
+
+SLOT_SCHEMA = {"type": "object", "required": ["intent"],
+               "properties": {"intent": {"type": "string"}, "slots": {"type": "object"}}}
+
+
+def test_output_schema_is_read_inline_or_from_a_file_relative_to_the_config(tmp_path: Path) -> None:
+    raw = minimal_config()
+    raw["task"]["output_schema"] = SLOT_SCHEMA
+    assert load_config(write_config(tmp_path, raw)).task.output_schema == SLOT_SCHEMA
+    (tmp_path / "schemas").mkdir()
+    (tmp_path / "schemas" / "slots.json").write_text(json.dumps(SLOT_SCHEMA), encoding="utf-8")
+    raw["task"]["output_schema"] = "schemas/slots.json"
+    config = load_config(write_config(tmp_path, raw))
+    assert config.task.output_schema == SLOT_SCHEMA
+    # The resolved config carries the schema itself, so a run directory is self-contained.
+    assert yaml.safe_load(dump_config(config))["task"]["output_schema"] == SLOT_SCHEMA
+
+
+@pytest.mark.parametrize(("schema", "message"), [
+    ({"type": "object", "properties": {"intent": {"type": "strin"}}}, r"not a valid JSON Schema: \$\.properties"),
+    ({"type": "array"}, "must describe a JSON object"),
+    ("missing.json", "missing.json not found"),
+    (["type", "object"], "JSON Schema mapping"),
+])
+def test_a_bad_output_schema_is_one_config_error(tmp_path: Path, schema: Any, message: str) -> None:
+    raw = minimal_config()
+    raw["task"]["output_schema"] = schema
+    with pytest.raises(ConfigError, match=rf"task\.output_schema: .*{message}"):
+        load_config(write_config(tmp_path, raw))

@@ -18,6 +18,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from tunewright.errors import ConfigError
 from tunewright.methods.facts import METHOD_FACTS, method_names
+from tunewright.schema import load_schema
 
 
 class Section(BaseModel):
@@ -68,6 +69,15 @@ class TaskConfig(Section):
         "I am not sure I understood, so I am passing your message to a colleague who will get back to you.",
         description="The answer given instead of a label the model is not confident about (task.abstain_below).",
     )
+    output_schema: dict[str, Any] | None = Field(
+        None, description="For extraction tasks whose answer is one JSON object: a JSON Schema, inline or the path "
+        "of a JSON file (relative to the config file). Data checks validate every output against it, evaluation "
+        "scores JSON / schema validity and field-level F1, and every candidate and the server decode under it.",
+    )
+    copied_fields: list[str] = Field(
+        default_factory=list, description="With output_schema: field paths (fnmatch patterns such as 'slots.*') "
+        "whose values are copied from the input; `data check` warns about a value the input does not contain.",
+    )
 
     @field_validator("label_regex")
     @classmethod
@@ -75,6 +85,15 @@ class TaskConfig(Section):
         if pattern is not None and "label" not in _compile(pattern).groupindex:
             raise ValueError("label_regex needs a named group (?P<label>...)")
         return pattern
+
+    @field_validator("output_schema", mode="before")
+    @classmethod
+    def _load_schema(cls, value: object) -> object:
+        if value is None:
+            return None
+        if not isinstance(value, (str, dict)):
+            raise ValueError("output_schema must be a JSON Schema mapping or the path of a JSON file")
+        return load_schema(value)
 
     @model_validator(mode="after")
     def _labels_need_regex(self) -> TaskConfig:
@@ -185,11 +204,15 @@ class TrainingConfig(Section):
 
 
 GateMetric = Literal["label_accuracy", "macro_f1", "rubric_pass_rate", "exact_match", "rouge_l",
-                     "semantic_similarity", "judge_pass_rate"]
+                     "semantic_similarity", "judge_pass_rate", "json_valid_rate", "schema_valid_rate",
+                     "field_precision", "field_recall", "field_f1", "exact_frame_match"]
 # How reports and the gate's reasons name each metric, in the order tables show them.
 METRIC_TITLES = {"label_accuracy": "label accuracy", "macro_f1": "macro-F1", "rubric_pass_rate": "rubric pass rate",
                  "no_label_rate": "no-label rate", "exact_match": "exact match", "rouge_l": "ROUGE-L",
-                 "semantic_similarity": "semantic similarity", "judge_pass_rate": "judge pass rate"}
+                 "semantic_similarity": "semantic similarity", "judge_pass_rate": "judge pass rate",
+                 "json_valid_rate": "valid JSON", "schema_valid_rate": "valid schema",
+                 "field_precision": "field precision", "field_recall": "field recall", "field_f1": "field F1",
+                 "exact_frame_match": "exact frame match"}
 
 
 def metric_title(metric: str) -> str:
@@ -275,6 +298,10 @@ class EvalConfig(Section):
         True, description="For tasks with labels: pick the answer's label from task.labels token by token, "
         "so every answer has a valid label (the rest of the answer is free text).",
     )
+    constrain_schema: bool = Field(
+        True, description="For tasks with task.output_schema: every candidate (baselines too) decodes each answer "
+        "under the schema (llguidance), so every answer is valid JSON that validates.",
+    )
     retrieval_candidates: int = Field(
         0, ge=0, description="If above 0, each input's label is chosen among a shortlist of N labels, not the "
         "whole label set: with label_scoring the N the embedding classifier ranks highest, else (with "
@@ -332,6 +359,9 @@ def load_config(path: Path, overrides: list[str] | None = None) -> Config:
         data["path"] = str((path.parent / str(data["path"])).resolve())
     if isinstance(data, dict) and data.get("test_path"):
         data["test_path"] = str((path.parent / str(data["test_path"])).resolve())
+    task = raw.get("task")
+    if isinstance(task, dict) and isinstance(task.get("output_schema"), str):
+        task["output_schema"] = str((path.parent / task["output_schema"]).resolve())
     return validate_config(raw, source=str(path))
 
 

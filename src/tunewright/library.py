@@ -47,6 +47,7 @@ class AdapterEntry:
     base_fingerprint: str | None
     system_prompt: str = ""
     stop_token_ids: tuple[int, ...] = ()
+    output_schema: dict[str, Any] | None = None  # the task's answer schema: answers constrained by default
     use_dora: bool = False
     rank: int | None = None
     target_modules: tuple[str, ...] = ()
@@ -67,7 +68,7 @@ class AdapterEntry:
     def card(self) -> dict[str, Any]:
         return {"name": self.name, "method": self.method, "peft_type": self.peft_type, "task": self.task,
                 "base_model": self.base_model, "base_fingerprint": self.base_fingerprint,
-                "rank": self.rank, "eval": self.eval_summary}
+                "rank": self.rank, "eval": self.eval_summary, "output_schema": self.output_schema}
 
 
 def validate_adapter_name(name: str) -> str:
@@ -121,6 +122,7 @@ def read_adapter_dir(path: Path, name: str) -> AdapterEntry:
         base_fingerprint=manifest.base_fingerprint,
         system_prompt=manifest.system_prompt,
         stop_token_ids=manifest.stop_token_ids,
+        output_schema=manifest.output_schema,
         use_dora=bool(peft_config.get("use_dora", False)),
         rank=int(peft_config["r"]) if isinstance(peft_config.get("r"), int) else None,
         target_modules=(targets,) if isinstance(targets, str) else tuple(targets),

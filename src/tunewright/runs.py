@@ -116,6 +116,7 @@ class AdapterManifest:
     task: str = ""
     system_prompt: str = ""
     stop_token_ids: tuple[int, ...] = ()
+    output_schema: dict[str, Any] | None = None  # task.output_schema: served answers are constrained to it
     best_val_loss: float | None = None
     peft_type: str | None = None
     base_fingerprint: str | None = None

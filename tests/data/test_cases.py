@@ -16,6 +16,12 @@ from tunewright.data.check import check_dataset
 CASES = Path(__file__).parent / "cases"
 TASK = TaskConfig(name="triage", system_prompt="Label it.", labels=["Fraud Report", "General Inquiry"],
                   label_regex=r"^\[Intent: (?P<label>[^\]]+)\]")
+SCHEMA_TASK = TaskConfig(
+    name="slots", system_prompt="Extract the intent and slots as JSON.", copied_fields=["slots.*"],
+    output_schema={"type": "object", "required": ["intent", "slots"], "additionalProperties": False,
+                   "properties": {"intent": {"enum": ["AddToPlaylist", "GetWeather", "PlayMusic", "RateBook",
+                                                      "SearchCreativeWork"]},
+                                  "slots": {"type": "object", "additionalProperties": {"type": "string"}}}})
 MAX_SEQ_LEN = 96
 SIZE_CODES = {"too-few-examples", "rare-label"}
 
@@ -63,6 +69,18 @@ TABLE = [
     ("too_deep.jsonl", [("error", "too-deep", "2", None)]),
 ]
 
+# Answers checked against SCHEMA_TASK's output_schema: (file, [(severity, code, line, field, message start)]).
+SCHEMA_TABLE = [
+    ("schema_not_json.jsonl", [("error", "output-not-json", "3", "messages[1]", "the answer is not valid JSON")]),
+    ("schema_wrong_type.jsonl", [("error", "schema-violation", "5", "messages[1]",
+                                  "$.slots.object_type: 5 is not of type 'string'")]),
+    ("schema_missing_field.jsonl", [("error", "schema-violation", "4", "messages[1]",
+                                     "$: 'intent' is a required property")]),
+    ("schema_not_in_enum.jsonl", [("error", "schema-violation", "7", "messages[1]",
+                                   "$.intent: 'AddSong' is not one of")]),
+    ("schema_invented_span.jsonl", [("warning", "invented-span", "6", "messages[1]", "$.slots.city: 'Porto'")]),
+]
+
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_model_dir: Path) -> object:
@@ -70,7 +88,7 @@ def tokenizer(tiny_model_dir: Path) -> object:
 
 
 def test_every_case_file_is_in_the_table() -> None:
-    assert sorted(path.name for path in CASES.iterdir()) == sorted(name for name, _ in TABLE)
+    assert sorted(path.name for path in CASES.iterdir()) == sorted(name for name, _ in TABLE + SCHEMA_TABLE)
     assert len(TABLE) >= 30
 
 
@@ -84,3 +102,15 @@ def test_each_case_gives_exactly_its_findings(name: str, expected: list[tuple[st
     assert sorted(found, key=str) == sorted(expected, key=str)
     for finding in report.findings:
         assert finding.line().startswith(f"{path}") and f" {finding.severity} {finding.code}: " in finding.line()
+
+
+@pytest.mark.parametrize(("name", "expected"), SCHEMA_TABLE, ids=[name for name, _ in SCHEMA_TABLE])
+def test_each_schema_case_gives_exactly_its_findings(name: str, expected: list[tuple[str, ...]],
+                                                     tokenizer: object) -> None:
+    path = CASES / name
+    report = check_dataset(path, SCHEMA_TASK, tokenizer, 4 * MAX_SEQ_LEN)  # type: ignore[arg-type]
+    found = [f for f in report.findings if f.code not in SIZE_CODES]
+    assert [(f.severity, f.code, f.source.removeprefix(f"{path}:"), f.field) for f in found] == \
+        [row[:4] for row in expected]
+    for finding, row in zip(found, expected, strict=True):
+        assert finding.message.startswith(row[4]), finding.message

@@ -82,3 +82,14 @@ def test_stats_count_labels_duplicates_pii_and_token_lengths(tmp_path: Path, tin
     assert set(stats.token_percentiles) == {"p50", "p90", "p95", "p99", "p100"}
     assert sum(rows for _, _, rows in stats.histogram) == 32
     assert all("|" in line for line in stats.histogram_lines())
+
+
+def test_stats_count_how_often_each_output_field_is_present(tmp_path: Path) -> None:
+    task = TaskConfig(name="slots", system_prompt="", output_schema={"type": "object"})
+    answers = [{"intent": "A", "slots": {"city": "Paris"}}, {"intent": "B", "slots": {}},
+               {"intent": "A", "slots": {"city": "Rome", "day": "today"}}, "not json"]
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"},
+                          {"role": "assistant", "content": json.dumps(a) if isinstance(a, dict) else a}]}
+            for i, a in enumerate(answers)]
+    stats = dataset_stats(write(tmp_path / "data.jsonl", rows), task, None)
+    assert stats.fields == {"intent": 3, "slots.city": 2, "slots.day": 1}

@@ -120,7 +120,7 @@ def data_stats(
     overrides: list[str] = SetOption,
     as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
 ) -> None:
-    """Rows, labels, token lengths after the chat template, duplicates and personal data."""
+    """Rows, labels, output-field coverage, token lengths after the chat template, duplicates and personal data."""
     from tunewright.data.stats import dataset_stats
 
     loaded = load_config(config, overrides) if config is not None else None
@@ -136,6 +136,7 @@ def data_stats(
                                    ("personal data", ", ".join(f"{k} {v}" for k, v in stats.pii.items()) or "none")]
     rows += [(f"label {label}", f"{count} ({count / max(stats.rows, 1):.1%})")
              for label, count in sorted(stats.labels.items(), key=lambda item: -item[1])]
+    rows += [(f"field {path}", f"{count} ({count / max(stats.rows, 1):.1%})") for path, count in stats.fields.items()]
     rows += [(f"tokens {name}", value) for name, value in stats.token_percentiles.items()]
     for name, value in rows:
         table.add_row(name, str(value))

@@ -18,6 +18,7 @@ from tunewright.data.labels import check_labels, normalise_label
 from tunewright.data.leakage import check_leakage
 from tunewright.data.lengths import check_lengths, token_lengths
 from tunewright.data.pii import find_pii
+from tunewright.data.schema_check import check_outputs
 from tunewright.data.similarity import NearDuplicates
 from tunewright.data.textscan import offsets
 from tunewright.methods.facts import METHOD_FACTS
@@ -82,6 +83,8 @@ def check_dataset(
         return report
     if task.labels:
         report.findings.extend(check_labels(examples, task.labels))
+    if task.output_schema is not None:
+        report.findings.extend(check_outputs(examples, task.output_schema, task.copied_fields))
     report.findings.extend(check_content(examples, _special_tokens(tokenizer)))
     report.clusters = input_clusters(examples)
     report.findings.extend(check_duplicates(examples, report.clusters, labelled=bool(task.labels)))

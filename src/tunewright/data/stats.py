@@ -1,5 +1,6 @@
 """`data stats`: what a dataset holds: rows, label distribution, token lengths after the chat template
-(percentiles and a text histogram), duplicates and personal-data counts."""
+(percentiles and a text histogram), duplicates, personal-data counts and, for tasks with an output
+schema, how often each answer field is present."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tunewright.data.duplicates import input_clusters
 from tunewright.data.formats import read_examples
 from tunewright.data.lengths import token_lengths
 from tunewright.data.pii import find_pii
+from tunewright.data.schema_check import field_coverage
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -29,6 +31,7 @@ class DatasetStats:
     exact_duplicates: int
     near_duplicates: int
     pii: dict[str, int]
+    fields: dict[str, int] = field(default_factory=dict)  # answers holding each output field (output_schema)
     token_percentiles: dict[str, int] = field(default_factory=dict)
     histogram: list[tuple[int, int, int]] = field(default_factory=list)  # (low, high, rows)
 
@@ -50,7 +53,8 @@ def dataset_stats(path: Path, task: TaskConfig, tokenizer: PreTrainedTokenizerBa
     near = sum(1 for _ in clusters.pairs())
     pii = Counter(match.kind for match in find_pii([m.content for e in examples for m in e.messages]))
     stats = DatasetStats(str(path), len(examples), unreadable, dict(Counter(e.label or "(none)" for e in examples)),
-                         exact, near, dict(pii))
+                         exact, near, dict(pii),
+                         field_coverage(examples, task.output_schema) if task.output_schema is not None else {})
     if tokenizer is None or not examples:
         return stats
     lengths = sorted(token_lengths(examples, tokenizer, task.system_prompt))

@@ -1,7 +1,7 @@
 """Evaluate on the held-out test split: prompting baselines first (zero-shot, few-shot, retrieved
 few-shot, OpenAI-compatible endpoints), then the fine-tuned model, generated the same way (labels
-constrained to the task's label set), scored, compared with paired bootstrap intervals, probed and
-judged by the gate in the config (evaluate/scoring.py)."""
+constrained to the task's label set, or whole answers to the task's output schema), scored, compared
+with paired bootstrap intervals, probed and judged by the gate in the config (evaluate/scoring.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from tunewright.evaluate.label_answers import LabelScorer, label_scoring_format,
 from tunewright.evaluate.metrics import grade_rubric
 from tunewright.evaluate.probes import counterfactual_examples, fairness, general_probes
 from tunewright.evaluate.scoring import EvalResult, score_run
+from tunewright.grammar import ProcessorFactory, schema_processor_factory
 from tunewright.modeling import load_model, load_tokenizer, resolve_base_model
 from tunewright.progress import progress_bar
 from tunewright.records import Example, Prediction, extract_label
@@ -96,14 +97,22 @@ def label_constraint(config: Config, tokenizer: Any, train: list[Example]) -> La
     """The label trie every candidate decodes with, when the task has labels and its training answers
     agree on where the label sits; None (free generation) otherwise."""
     task = config.task
-    if not (config.eval.constrain_labels and task.labels and task.label_regex and train):
-        return None
+    if not (config.eval.constrain_labels and task.labels and task.label_regex and train) or task.output_schema:
+        return None  # with an output schema the schema constrains the whole answer, labels included
     fmt = label_format([example.reference for example in train], task.label_regex)
     if fmt is None:
         return None
     stops = stop_token_ids(tokenizer)
     stop = tokenizer.eos_token_id if tokenizer.eos_token_id in stops else stops[0]
     return build_trie(tokenizer, task.labels, fmt, stop)
+
+
+def schema_constraint(config: Config, model: Any, tokenizer: Any) -> ProcessorFactory | None:
+    """The output-schema processors every candidate decodes with (eval.constrain_schema), or None."""
+    if config.task.output_schema is None or not config.eval.constrain_schema:
+        return None
+    return schema_processor_factory(tokenizer, config.task.output_schema, stop_token_ids(tokenizer),
+                                    model.config.vocab_size)
 
 
 def narrowed_constraints(config: Config, tokenizer: Any, test: list[Example],
@@ -163,7 +172,7 @@ def _generate(config: Config, model: Any, tokenizer: Any, chats: list[Chat], nam
         replies = generate_replies(
             model, tokenizer, chats, config.eval.max_new_tokens, config.eval.batch_size,
             on_batch=lambda done: progress.advance(task_id, done), constraint=constraint,
-            row_constraints=row_constraints,
+            row_constraints=row_constraints, schema=schema_constraint(config, model, tokenizer),
         )
     return [reply.text for reply in replies]
 

@@ -54,8 +54,8 @@ class LabelScorer:
 def label_scoring_format(config: Config, train: list[Example]) -> LabelFormat | None:
     """The answers' label format when label scoring applies to this task, else None."""
     task = config.task
-    if not (config.eval.label_scoring and task.labels and task.label_regex and train):
-        return None
+    if not (config.eval.label_scoring and task.labels and task.label_regex and train) or task.output_schema:
+        return None  # an extraction answer is decoded whole under its schema
     return label_format([example.reference for example in train], task.label_regex)
 
 

@@ -1,5 +1,6 @@
 """Score predictions: label accuracy, macro-F1, confusion matrix, exact match, ROUGE-L, semantic
-similarity and the task card's rubric, as data. Every metric is also available per subset of rows
+similarity, the task card's rubric, and for tasks with an output schema JSON / schema validity and
+field-level scores (evaluate/fields.py). Every metric is also available per subset of rows
 (`row_scores`), which is what the paired bootstrap resamples."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tunewright.config import RubricCriterion, TaskConfig
+from tunewright.evaluate.fields import FIELD_METRICS, FieldErrors, field_errors, field_row_scores, score_answers
 from tunewright.evaluate.stats import RowScore, mean_of
 from tunewright.records import Prediction
 
@@ -27,11 +29,18 @@ class CandidateMetrics:
     judge_pass_rate: float | None = None
     judge_parse_failures: int | None = None
     confusion: dict[str, dict[str, int]] = field(default_factory=dict)  # gold -> predicted -> count
+    json_valid_rate: float | None = None
+    schema_valid_rate: float | None = None
+    field_precision: float | None = None  # micro over every (field, value) pair
+    field_recall: float | None = None
+    field_f1: float | None = None
+    exact_frame_match: float | None = None  # every field right, none extra
+    fields: list[FieldErrors] = field(default_factory=list)  # per-field error table
 
 
 # Metrics compared between candidates with a bootstrap interval (rubric criteria are added per task).
 COMPARED = ("label_accuracy", "macro_f1", "rubric_pass_rate", "exact_match", "rouge_l",
-            "semantic_similarity", "judge_pass_rate")
+            "semantic_similarity", "judge_pass_rate", *FIELD_METRICS)
 NO_LABEL = "(no label)"
 
 
@@ -83,6 +92,8 @@ def row_scores(task: TaskConfig, predictions: Sequence[Prediction],
         scores["rubric_pass_rate"] = mean_of([float(all(p.rubric.values())) for p in predictions])
         for criterion in task.rubric:
             scores[f"rubric.{criterion.name}"] = mean_of([float(p.rubric[criterion.name]) for p in predictions])
+    if task.output_schema is not None:
+        scores.update(field_row_scores(task.output_schema, predictions))
     scores["exact_match"] = mean_of([float(p.output.strip() == p.reference.strip()) for p in predictions])
     scores["rouge_l"] = mean_of(rouge_l(predictions))
     if similarity is not None:
@@ -112,6 +123,8 @@ def score(task: TaskConfig, predictions: list[Prediction], similarity: Sequence[
             predicted = p.predicted_label or NO_LABEL
             row[predicted] = row.get(predicted, 0) + 1
     rubric_rates = {c.name: value(f"rubric.{c.name}") or 0.0 for c in task.rubric} if predictions else {}
+    schema = task.output_schema
+    fields = field_errors(score_answers(schema, predictions)) if schema is not None else []
     return CandidateMetrics(
         rows=len(predictions),
         label_accuracy=value("label_accuracy"),
@@ -125,6 +138,8 @@ def score(task: TaskConfig, predictions: list[Prediction], similarity: Sequence[
         judge_pass_rate=value("judge_pass_rate"),
         judge_parse_failures=judge_parse_failures,
         confusion=confusion,
+        **{name: value(name) for name in FIELD_METRICS},
+        fields=fields,
     )
 
 

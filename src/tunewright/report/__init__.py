@@ -1,9 +1,11 @@
 """The run's reports: report.md and a self-contained report.html with the decision, metrics, intervals,
-rubric, confusion matrix, probes, loss curve and side-by-side examples, plus loss_curve.png."""
+rubric, confusion matrix, per-field errors, probes, loss curve and side-by-side examples, plus loss_curve.png."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import yaml
 
 from tunewright.report.charts import confusion_heatmap, forest_plot, grouped_bars
 from tunewright.report.examples import compare_examples
@@ -13,6 +15,7 @@ from tunewright.report.plots import loss_curve_png, write_loss_plot
 from tunewright.report.sections import (
     calibration_section,
     confusion_section,
+    fields_section,
     intervals_section,
     probe_sections,
     round_comparison,
@@ -31,14 +34,15 @@ def write_reports(run: RunPaths, summary: RunSummary, other: tuple[str, RunSumma
     loss_png = loss_curve_png(read_jsonl(run.metrics), training.best_step,
                               training.steps if training.stopped_early else None)
     evaluation = summary.evaluation
-    comparisons, comparison_summary = compare_examples(run, evaluation.best_baseline)
+    comparisons, comparison_summary = compare_examples(run, evaluation.best_baseline, _output_schema(run))
     sections: list[Section] = []
     if other is not None:
         sections.append(round_comparison(summary, other[1], other[0]))
     intervals = intervals_section(evaluation.comparisons, evaluation.bootstrap_resamples)
     confusion = confusion_section(evaluation.candidates)
     calibrated = calibration_section(evaluation.calibration)
-    sections += [item for item in (intervals, confusion, calibrated) if item is not None]
+    fields = fields_section(evaluation.candidates, evaluation.best_baseline)
+    sections += [item for item in (intervals, confusion, fields, calibrated) if item is not None]
     sections += probe_sections(evaluation.probes)
     sections.append(usage_section(run, summary))
     human = human_section(evaluation.human_review)
@@ -48,6 +52,14 @@ def write_reports(run: RunPaths, summary: RunSummary, other: tuple[str, RunSumma
     write_bytes(run.loss_plot, loss_png)
     write_text(run.report_md, render_markdown(view))
     write_text(run.report_html, render_html(view, loss_png, _charts(evaluation)))
+
+
+def _output_schema(run: RunPaths) -> dict[str, Any] | None:
+    """The task's output schema from the run's resolved config (inline there), if it has one."""
+    if not run.config.is_file():
+        return None
+    schema = (yaml.safe_load(run.config.read_text(encoding="utf-8")) or {}).get("task", {}).get("output_schema")
+    return schema if isinstance(schema, dict) else None
 
 
 def _charts(evaluation: EvalSummary) -> str:

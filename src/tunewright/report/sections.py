@@ -1,5 +1,6 @@
 """The report's evidence sections as plain data (title, paragraphs, tables): differences with bootstrap
-intervals, the confusion matrix, the probes, and a comparison with another round."""
+intervals, the confusion matrix, the per-field error table of extraction tasks, the probes, and a
+comparison with another round."""
 
 from __future__ import annotations
 
@@ -47,6 +48,26 @@ def confusion_section(candidates: dict[str, dict[str, Any]]) -> Section | None:
     rows = [[gold, predicted, str(count)] for count, gold, predicted in pairs]
     note = f"{len(labels)} labels are too many for a readable matrix: the most frequent confusions follow."
     return Section("Confusion matrix (fine-tuned)", [note], [Table(["reference", "predicted", "rows"], rows)])
+
+
+def fields_section(candidates: dict[str, dict[str, Any]], best_baseline: str) -> Section | None:
+    """Extraction tasks: per field, how often the fine-tuned model (and the best baseline) got the value
+    right, wrong, left it out or added it."""
+    tables = []
+    for name in (FINETUNED, best_baseline):
+        rows = candidates.get(name, {}).get("fields") or []
+        if rows:
+            tables.append(Table([f"{name}: field", "in reference", "right", "wrong value", "missing", "extra",
+                                 "precision", "recall", "F1"],
+                                [[r["field"], str(r["gold"]), str(r["correct"]), str(r["wrong_value"]),
+                                  str(r["missing"]), str(r["extra"]), percent(r["precision"]), percent(r["recall"]),
+                                  percent(r["f1"])] for r in rows]))
+    if not tables:
+        return None
+    note = ("Each field of the answer object (nested keys joined with '.'), over the test rows: a value that "
+            "differs from the reference is wrong (counted against precision and recall), a field only the "
+            "reference has is missing (recall), one only the answer has is extra (precision).")
+    return Section("Errors per field", [note], tables)
 
 
 def probe_sections(probes: dict[str, Any]) -> list[Section]:

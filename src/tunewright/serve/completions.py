@@ -20,6 +20,7 @@ from tunewright.library import PROMPT_LEARNING
 from tunewright.records import Message
 from tunewright.serve.engine import Engine, Prompt, UnknownModel
 from tunewright.serve.metrics import Metrics
+from tunewright.serve.response_format import ResponseFormatError
 from tunewright.serve.scheduler import QueueFull, Scheduler
 
 if TYPE_CHECKING:
@@ -76,7 +77,10 @@ async def complete(server: Server, kind: str, model: str, messages: Sequence[Mes
         raise APIError(400, f"the prompt is {len(prompt.prompt_ids)} tokens; this server's limit is "
                             f"{server.limits.max_prompt_tokens}", param="messages" if raw is None else "prompt",
                        code="context_length_exceeded")
-    prompts = [_choice_prompt(server.engine, prompt, generation, index, raw is None) for index in range(generation.n)]
+    def choices() -> list[Prompt]:  # a schema compiles into a grammar here: off the event loop
+        return [_choice_prompt(server.engine, prompt, generation, index, raw is None) for index in range(generation.n)]
+
+    prompts = await asyncio.to_thread(choices)
     try:
         jobs = server.scheduler.submit(prompts)
     except QueueFull as exc:
@@ -95,16 +99,24 @@ async def complete(server: Server, kind: str, model: str, messages: Sequence[Mes
 
 
 def _choice_prompt(engine: Engine, prompt: Prompt, generation: Generation, index: int, chat: bool) -> Prompt:
-    """The prompt of one choice: its sampling (seed + index), its own constraint objects (labels for a
-    labelled adapter's chat answers, then the response format's)."""
+    """The prompt of one choice: its sampling (seed + index) and its own constraint objects: the response
+    format's (or the adapter's output schema) for a chat answer, else a labelled adapter's label set.
+    Prompt- and prefix-tuned adapters decode greedily and unconstrained on their own path."""
     sampling = generation.choice_sampling(index)
-    processors = (*(engine.label_processors(prompt) if chat else ()), *generation.processors())
     entry = prompt.entry
-    if entry is not None and entry.peft_type in PROMPT_LEARNING and (processors or not sampling.plain_greedy):
-        raise APIError(400, f"model {prompt.model!r} ({entry.method}) decodes greedily only; leave out "
-                            "temperature, penalties, logit_bias, logprobs and response_format",
-                       param="temperature", code="unsupported_parameter")
-    return replace(prompt, sampling=sampling, processors=processors)
+    if entry is not None and entry.peft_type in PROMPT_LEARNING:
+        asked = generation.response_format is not None and generation.response_format.type != "text"
+        if asked or not sampling.plain_greedy:
+            raise APIError(400, f"model {prompt.model!r} ({entry.method}) decodes greedily only; leave out "
+                                "temperature, penalties, logit_bias, logprobs and response_format",
+                           param="response_format" if asked else "temperature", code="unsupported_parameter")
+        return replace(prompt, sampling=sampling)
+    try:
+        formats = engine.format_processors(prompt, generation.response_format) if chat else ()
+    except ResponseFormatError as exc:
+        raise APIError(400, str(exc), param=exc.param) from None
+    labels = engine.label_processors(prompt) if chat and not formats else ()
+    return replace(prompt, sampling=sampling, processors=(*labels, *formats))
 
 
 def error_kind(status: int) -> tuple[str, str | None, str | None]:

@@ -23,6 +23,7 @@ from tunewright.modeling import CausalLM, left_pad
 from tunewright.records import Message
 from tunewright.serve.decode import BASE_ROW, DecodeBatch, Row, TokenCallback, decode_rows
 from tunewright.serve.pool import AdapterPool, LoadedAdapter
+from tunewright.serve.response_format import ResponseFormat, row_processor
 from tunewright.serve.sampling import GREEDY, Sampling, Token
 from tunewright.serve.stacked import StackedLora
 
@@ -189,6 +190,13 @@ class Engine:
             stop = tokenizer.eos_token_id if tokenizer.eos_token_id in prompt.stop_ids else stops[0]
             self._tries[key] = build_trie(tokenizer, entry.labels, LabelFormat.from_json(entry.label_format), stop)
         return (LabelConstraint(self._tries[key], len(prompt.prompt_ids)),)
+
+    def format_processors(self, prompt: Prompt, found: ResponseFormat | None) -> tuple[LogitsProcessor, ...]:
+        """The grammar a chat answer decodes under: the response_format asked for, else the adapter's
+        output schema (serve/response_format.py); fresh per choice, since it keeps state while a row decodes."""
+        processor = row_processor(found, prompt.entry, self.tokenizer_for(prompt.entry), sorted(prompt.stop_ids),
+                                  self.pool.base.config.vocab_size)
+        return () if processor is None else (processor,)
 
     def unload(self, name: str) -> None:
         self.pool.unload(name)

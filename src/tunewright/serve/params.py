@@ -1,6 +1,6 @@
 """A request's parameters as the engine takes them, and the refusals: every OpenAI parameter is
-honoured here or answered with a 400 naming it. `response_format` is decided in one function,
-`response_format_processors`, the hook where structured output plugs in."""
+honoured here or answered with a 400 naming it. `response_format` is parsed here
+(serve/response_format.py); the engine turns it into each choice's grammar processor."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from transformers import LogitsProcessor
-
 from tunewright.records import Message
 from tunewright.serve.completions import APIError
+from tunewright.serve.response_format import ResponseFormat, ResponseFormatError, parse_response_format
 from tunewright.serve.sampling import Sampling
 from tunewright.serve.schemas import ChatCompletionRequest, CompletionRequest, unsupported
 
@@ -31,11 +30,7 @@ class Generation:
     stream: bool
     include_usage: bool
     user: str | None
-    response_format: dict[str, object] | None = None
-
-    def processors(self) -> tuple[LogitsProcessor, ...]:
-        """Fresh constraint objects for one choice (they may keep state while a row decodes)."""
-        return response_format_processors(self.response_format)
+    response_format: ResponseFormat | None = None
 
     def choice_sampling(self, index: int) -> Sampling:
         from dataclasses import replace
@@ -76,18 +71,13 @@ def generation(body: ChatCompletionRequest | CompletionRequest) -> Generation:
     options = body.stream_options
     if options is not None and not body.stream:
         raise refuse("stream_options", "only with stream: true")
-    response_format = body.response_format if isinstance(body, ChatCompletionRequest) else None
-    response_format_processors(response_format)  # refused here, before anything is queued
+    try:
+        response_format = parse_response_format(body.response_format) if isinstance(body, ChatCompletionRequest) \
+            else None
+    except ResponseFormatError as exc:
+        raise APIError(400, str(exc), param=exc.param) from None
     return Generation(max_tokens, sampling, stop, body.n, logprobs, body.stream,
                       bool(options and options.include_usage), body.user, response_format)
-
-
-def response_format_processors(response_format: dict[str, object] | None) -> tuple[LogitsProcessor, ...]:
-    """The per-row constraints a `response_format` asks for. Only plain text is served for now."""
-    if response_format is None or response_format == {"type": "text"}:
-        return ()
-    kind = response_format.get("type")
-    raise refuse("response_format", f"type {kind!r} is not supported by this server; only {{'type': 'text'}}")
 
 
 def _temperature(requested: float | None) -> float:

@@ -33,7 +33,8 @@ def save_artifact(config: Config, run: RunPaths, model: CausalLM, tokenizer: Any
             base_model=config.model.base, method=config.method.name, artifact=method.artifact,
             quantized_base="nf4" if method.facts.quantized else None, task=config.task.name,
             system_prompt=config.task.system_prompt, stop_token_ids=tuple(stop_token_ids(tokenizer)),
-            best_val_loss=best_val_loss, **_label_facts(config, run))
+            output_schema=config.task.output_schema, best_val_loss=best_val_loss,
+            **_label_facts(config, run))
         write_json(tmp / ADAPTER_MANIFEST, manifest.to_json())
 
 
