@@ -126,6 +126,13 @@ class MethodConfig(Section):
         "all-linear", description="Modules to adapt: 'all-linear' or a list of module names."
     )
     num_virtual_tokens: int = Field(20, gt=0, description="Virtual tokens for prompt_tuning / prefix_tuning.")
+    beta: float = Field(0.1, gt=0, description="dpo / kto: how far the tuned model may move from the reference "
+                        "(smaller moves further); orpo: the weight of the odds-ratio term against the SFT loss.")
+    init_from: Path | None = Field(
+        None, description="dpo / kto / orpo: a finished SFT run directory (relative to the config file) whose LoRA "
+        "adapter training starts from; its frozen copy is the reference. Unset: a fresh adapter on the base, "
+        "with the base (adapter disabled) as the reference.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -319,6 +326,9 @@ def load_config(path: Path, overrides: list[str] | None = None) -> Config:
         data["path"] = str((path.parent / str(data["path"])).resolve())
     if isinstance(data, dict) and data.get("test_path"):
         data["test_path"] = str((path.parent / str(data["test_path"])).resolve())
+    method = raw.get("method")
+    if isinstance(method, dict) and method.get("init_from"):
+        method["init_from"] = str((path.parent / str(method["init_from"])).resolve())
     return validate_config(raw, source=str(path))
 
 
