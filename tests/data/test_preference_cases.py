@@ -32,7 +32,7 @@ TABLE = [
     ("contradicting.jsonl", [("error", "contradicting-preferences", "4", None)]),
     ("kto_contradicting.jsonl", [("error", "contradicting-preferences", "3", None)]),
     ("kto_label_type.jsonl", [("error", "wrong-type", "2", "label")]),
-    ("mixed_formats.jsonl", [("error", "mixed-formats", "3", None)]),
+    ("pairs_and_kto_rows.jsonl", []),
     ("last_turn_not_user.jsonl", [("error", "last-turn-not-user", "3", "messages")]),
     ("duplicate_pair.jsonl", [("warning", "duplicate-pair", "5", None)]),
     ("near_duplicate_pair.jsonl", [("warning", "near-duplicate-pair", "5", None)]),

@@ -1,6 +1,7 @@
 """Preference rows into `Preference` records: pairs (`prompt` or `messages`, `chosen`, `rejected`) and
-unpaired rows for KTO (`prompt` or `messages`, `completion`, `label: true/false`), detected per file,
-with a finding (file:line:field) for every row that cannot be used."""
+unpaired rows for KTO (`prompt` or `messages`, `completion`, `label: true/false`), detected per row (one
+file may hold both: kto trains on both, a pair giving one row of each), with a finding (file:line:field)
+for every row that cannot be used."""
 
 from __future__ import annotations
 
@@ -25,17 +26,11 @@ def is_preference_row(row: Any) -> bool:
 def rows_to_preferences(rows: list[RawRow]) -> tuple[list[Preference], list[Finding]]:
     preferences: list[Preference] = []
     findings: list[Finding] = []
-    detected: str | None = None
     for raw in rows:
         if not isinstance(raw.value, dict):
             findings.append(Finding("error", "not-an-object", "each row must be a JSON object", raw.source))
             continue
         kind = "pair" if set(PAIR_SIDES) & raw.value.keys() else "unpaired"
-        detected = detected or kind
-        if kind != detected:
-            findings.append(Finding("error", "mixed-formats", f"row is {kind} but the file started as {detected} "
-                                    "rows; use one format per file", raw.source))
-            continue
         preference, row_findings = to_preference(kind, raw.value, raw.source)
         findings.extend(row_findings)
         if preference is not None:
