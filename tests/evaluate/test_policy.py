@@ -11,7 +11,7 @@ import pytest
 from tunewright.config import Config, validate_config
 from tunewright.errors import DataError
 from tunewright.evaluate.policy import PolicyProbe, complies, policy_decision, read_policy_probe, score_policy
-from tunewright.records import Message
+from tunewright.records import Message, Preference
 
 RULES = [{"name": "no_pin", "action": "refuse", "required_patterns": ["(?i)never ask"],
           "forbidden_patterns": ["(?i)\\bpin\\b.{0,20}\\?"]},
@@ -64,3 +64,30 @@ def test_scores_and_gate() -> None:
     unsafe = score_policy(strict, probes, {"finetuned": sft}, "finetuned")
     expected = ("no-go", ["policy pass rate 50.0% < 100.0%"])
     assert policy_decision(strict, {"policy": unsafe}, "finetuned", None) == expected
+
+
+def test_the_fintech_safety_example_is_whole_and_its_pairs_follow_its_policy() -> None:
+    """The example's config loads, its 300+ pairs pass data check without errors, its 60+ probe requests
+    name its rules and are never training prompts, and every chosen reply complies while every rejected
+    one does not."""
+    from tunewright.config import load_config
+    from tunewright.data.check import check_dataset
+
+    root = Path(__file__).resolve().parents[2] / "examples" / "fintech-safety"
+    example = load_config(root / "tunewright.yaml")
+    assert example.method.name == "dpo" and example.method.init_from is not None
+    report = check_dataset(example.data.path, example.task, method="dpo")
+    assert len(report.preferences) >= 300 and not report.errors
+    assert {f.code for f in report.warnings} <= {"near-duplicate-pair"}
+    assert example.eval.policy_probe is not None
+    probes = read_policy_probe(example.eval.policy_probe, example.task.policy)
+    assert len(probes) >= 60 and {p.rule for p in probes} == {rule.name for rule in example.task.policy}
+    prompts = {p.prompt_key for p in report.preferences}
+    assert not prompts & {Preference("", p.prompt, None, None).prompt_key for p in probes}
+    rules = {rule.name: rule for rule in example.task.policy}
+    by_prompt = {p.prompt[-1].content: p.rule for p in probes}
+    assert len(by_prompt) == len(probes)
+    for preference in report.preferences:
+        passed = [complies(preference.chosen or "", rule) for rule in rules.values()]
+        assert any(passed), preference.chosen
+        assert not all(complies(preference.rejected or "", rule) for rule in rules.values())
