@@ -168,3 +168,16 @@ def test_a_method_and_a_dataset_of_the_other_kind_stop_before_training(make_proj
     sft = load_config(make_project(tmp_path, 24), ["method.name=kto"])
     with pytest.raises(DataError, match="method kto trains on preference rows"):
         prepare_run(sft, RunPaths(tmp_path / "b"), announce=lambda message: None)
+
+
+def test_a_preference_run_resumes_from_its_checkpoint(make_project: ProjectFactory, tmp_path: Path) -> None:
+    config = load_config(write_preference_project(tmp_path, make_project, 48, "dpo"),
+                         ["training.checkpoint_every=4", "training.max_steps=6"])
+    run = RunPaths(tmp_path / "run")
+    prepare_run(config, run, announce=lambda message: None)
+    first = train_run(config, run, show_progress=False)
+    assert (run.checkpoints / "step-4").is_dir() and first.resumed_from_step is None
+    resumed = train_run(config, run, show_progress=False, resume=True)
+    assert resumed.resumed_from_step == 4 and resumed.steps == 6
+    steps = [row["step"] for row in read_jsonl(run.metrics)]
+    assert steps == sorted(steps) and steps[-1] == 6  # rows after the checkpoint were rewritten, not doubled
