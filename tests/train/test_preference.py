@@ -20,6 +20,7 @@ from tunewright.config import MethodConfig, load_config
 from tunewright.errors import DataError
 from tunewright.evaluate.preference_run import evaluate_preference_run
 from tunewright.pipeline import prepare_run
+from tunewright.report.plots import write_preference_plot
 from tunewright.runs import ADAPTER_MANIFEST, RunPaths, read_jsonl
 from tunewright.train import train_run
 from tunewright.train.checkpoints import Checkpoints
@@ -102,6 +103,8 @@ def test_preference_method_trains_only_the_adapter_against_the_disabled_adapter(
         assert same != (name in trainable), f"{name}: {'unchanged' if same else 'changed'}"
     manifest = json.loads((run.adapter / ADAPTER_MANIFEST).read_text())
     assert manifest["method"] == method and (run.adapter / "adapter_model.safetensors").is_file()
+    write_preference_plot(run)
+    assert (run.root / "preference_curves.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_init_from_starts_from_the_sft_adapter_and_every_candidate_is_scored_on_the_policy(

@@ -99,7 +99,8 @@ def policy_markdown(scores: dict[str, Any]) -> str:
     names = list(policy["candidates"])
     lines = [f"# Policy evaluation: {scores['decision'].upper()}", "", *(f"- {r}" for r in scores["decision_reasons"]),
              "", f"{policy['rows']} probe requests, {scores['test_pairs']} held-out pairs, "
-             f"{scores['task_test_rows']} task test rows.", "",
+             f"{scores['task_test_rows']} task test rows. Training curves: ../preference_curves.png "
+             "(reward margin, chosen / rejected log-probabilities) and ../loss_curve.png.", "",
              "| candidate | policy pass rate | preference accuracy | label accuracy |", "|---|---|---|---|"]
     for name in names:
         pref = scores["preference_accuracy"].get(name)
