@@ -12,7 +12,7 @@ from typing import Any
 from tunewright.config import Config, dump_config
 from tunewright.data.check import CheckReport, check_dataset
 from tunewright.data.split import Splits, build_splits, split_position, split_preferences
-from tunewright.errors import DataError
+from tunewright.errors import ConfigError, DataError
 from tunewright.methods.facts import METHOD_FACTS
 from tunewright.modeling import load_tokenizer, resolve_base_model
 from tunewright.runs import RunPaths, read_json, write_json, write_jsonl, write_text
@@ -93,6 +93,9 @@ def _with_fixed_test(config: Config, tokenizer: Any, splits: Splits) -> Splits:
 
 def run_pipeline(config: Config, run: RunPaths, announce: Announce, show_progress: bool = True) -> dict[str, Any]:
     """check -> split -> baselines -> train -> evaluate -> decide -> report; returns the summary."""
+    if METHOD_FACTS[config.method.name].preference:
+        raise ConfigError(f"method {config.method.name} is evaluated on its policy, not against prompting "
+                          "baselines: run `tunewright train CONFIG --out RUN_DIR`, then `tunewright eval RUN_DIR`")
     from tunewright.evaluate import evaluate_baselines
     from tunewright.train import train_run
 

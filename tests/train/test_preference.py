@@ -17,9 +17,9 @@ from safetensors.torch import load_file
 from transformers import PreTrainedModel, TrainerCallback, TrainerControl, TrainerState
 
 from tunewright.config import MethodConfig, load_config
-from tunewright.errors import DataError
+from tunewright.errors import ConfigError, DataError
 from tunewright.evaluate.preference_run import evaluate_preference_run
-from tunewright.pipeline import prepare_run
+from tunewright.pipeline import prepare_run, run_pipeline
 from tunewright.report.plots import write_preference_plot
 from tunewright.runs import ADAPTER_MANIFEST, RunPaths, read_jsonl
 from tunewright.train import train_run
@@ -168,6 +168,8 @@ def test_a_method_and_a_dataset_of_the_other_kind_stop_before_training(make_proj
     with pytest.raises(DataError, match=r"holds preference rows; train them with method\.name dpo"):
         prepare_run(config.model_copy(update={"method": MethodConfig(name="lora")}), RunPaths(tmp_path / "a"),
                     announce=lambda message: None)
+    with pytest.raises(ConfigError, match="evaluated on its policy"):
+        run_pipeline(config, RunPaths(tmp_path / "c"), announce=lambda message: None)
     sft = load_config(make_project(tmp_path, 24), ["method.name=kto"])
     with pytest.raises(DataError, match="method kto trains on preference rows"):
         prepare_run(sft, RunPaths(tmp_path / "b"), announce=lambda message: None)
