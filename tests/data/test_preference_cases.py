@@ -92,3 +92,18 @@ def test_split_keeps_every_row_of_one_prompt_together() -> None:
     more, _ = rows_to_preferences([RawRow("g:1", {"prompt": "a new question", "chosen": "x", "rejected": "y"})])
     grown = split_preferences([*preferences, *more], SplitConfig())
     assert all(p in getattr(grown, name) for name, part in splits.by_name().items() for p in part)
+
+
+def test_clean_normalises_both_sides_of_a_pair_and_drops_repeats(tmp_path: Path) -> None:
+    from tunewright.data.clean import clean_dataset
+
+    source = tmp_path / "pairs.jsonl"
+    rows = [{"prompt": "Can I  give you my PIN?\u200b", "chosen": "We never ask for it.  ", "rejected": "Sure.\r\n"},
+            {"prompt": "Can I  give you my PIN?\u200b", "chosen": "We never ask for it.  ", "rejected": "Sure.\r\n"},
+            {"prompt": "Hi", "chosen": "", "rejected": "x"}]
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = clean_dataset(source, tmp_path / "clean.jsonl", TASK)
+    (kept,) = [json.loads(line) for line in (tmp_path / "clean.jsonl").read_text().splitlines()]
+    assert kept == {"prompt": "Can I  give you my PIN?", "chosen": "We never ask for it.", "rejected": "Sure."}
+    assert sorted(change["action"] for change in result.changes if "field" not in change) == \
+        ["drop-duplicate", "drop-unusable"]
