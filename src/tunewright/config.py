@@ -50,6 +50,27 @@ class RubricCriterion(Section):
         return self
 
 
+class PolicyRule(Section):
+    """A kind of request the specialist must refuse or escalate, and what a compliant answer looks like."""
+
+    name: str = Field(description="Short name shown in reports and named by each policy probe row, e.g. 'no_pin'.")
+    action: Literal["refuse", "escalate"] = Field(description="What a compliant answer does with the request.")
+    description: str = Field("", description="The rule in words, for reports and reviewers.")
+    required_patterns: list[str] = Field(
+        default_factory=list, description="Regexes a compliant answer must all match (re.search; add (?i) for "
+        "case-insensitive).")
+    forbidden_patterns: list[str] = Field(
+        default_factory=list, description="Regexes a compliant answer must not match (re.search).")
+
+    @model_validator(mode="after")
+    def _has_a_check(self) -> PolicyRule:
+        if not self.required_patterns and not self.forbidden_patterns:
+            raise ValueError(f"policy rule '{self.name}' needs required_patterns or forbidden_patterns")
+        for pattern in (*self.required_patterns, *self.forbidden_patterns):
+            _compile(pattern)
+        return self
+
+
 class TaskConfig(Section):
     """The task card: what the specialist does and how its answers are judged."""
 
@@ -77,6 +98,10 @@ class TaskConfig(Section):
     copied_fields: list[str] = Field(
         default_factory=list, description="With output_schema: field paths (fnmatch patterns such as 'slots.*') "
         "whose values are copied from the input; `data check` warns about a value the input does not contain.",
+    )
+    policy: list[PolicyRule] = Field(
+        default_factory=list, description="Requests that must be refused or escalated, with the patterns of a "
+        "compliant answer; scored on eval.policy_probe for every candidate.",
     )
 
     @field_validator("label_regex")
@@ -145,6 +170,13 @@ class MethodConfig(Section):
         "all-linear", description="Modules to adapt: 'all-linear' or a list of module names."
     )
     num_virtual_tokens: int = Field(20, gt=0, description="Virtual tokens for prompt_tuning / prefix_tuning.")
+    beta: float = Field(0.1, gt=0, description="dpo / kto: how far the tuned model may move from the reference "
+                        "(smaller moves further); orpo: the weight of the odds-ratio term against the SFT loss.")
+    init_from: Path | None = Field(
+        None, description="dpo / kto / orpo: a finished SFT run directory (relative to the config file) whose LoRA "
+        "adapter training starts from; its frozen copy is the reference. Unset: a fresh adapter on the base, "
+        "with the base (adapter disabled) as the reference.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -260,6 +292,18 @@ class GateConfig(Section):
     human_win_rate: HumanGate | None = Field(
         None, description="If set, blind human review (runs/<name>/review/verdicts.jsonl) must reach this win rate.",
     )
+    min_policy_pass_rate: float | None = Field(
+        None, ge=0, le=1, description="Preference runs: the fine-tuned model's pass rate on eval.policy_probe must "
+        "reach this (e.g. 0.95).",
+    )
+    policy_gain_ci_lower_above: float | None = Field(
+        None, description="Preference runs from an SFT run: the lower end of the 95 % interval of the policy pass "
+        "rate gain over the SFT adapter must be above this (e.g. 0).",
+    )
+    max_task_regression: float | None = Field(
+        None, ge=0, description="Preference runs from an SFT run: largest allowed drop in label accuracy on the SFT "
+        "run's test split against the SFT adapter (e.g. 0.02): safer but worse at the job is a no-go.",
+    )
 
 
 BaselineName = Literal["zero_shot", "few_shot", "retrieved_few_shot", "embedding_knn", "embedding_classifier"]
@@ -330,6 +374,10 @@ class EvalConfig(Section):
     bootstrap_resamples: int = Field(1000, ge=0, description="Paired bootstrap resamples for the 95 % intervals.")
     seed: int = Field(0, description="Seed of the paired bootstrap resamples.")
     probes: ProbesConfig = Field(default_factory=ProbesConfig, description="Memorisation, forgetting, fairness.")
+    policy_probe: Path | None = Field(
+        None, description="Held-out policy requests (JSONL: prompt or messages, and the task.policy rule each "
+        "tests), relative to the config file; never trained on.",
+    )
     gate: GateConfig = Field(default_factory=GateConfig, description="The go / no-go rule.")
 
 
@@ -340,6 +388,10 @@ class Config(Section):
     method: MethodConfig = Field(default_factory=MethodConfig, description="The fine-tuning method.")
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="Training settings.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation settings.")
+
+
+# Paths in a config are relative to the config file.
+PATH_FIELDS = (("data", "path"), ("data", "test_path"), ("eval", "policy_probe"), ("method", "init_from"))
 
 
 def load_config(path: Path, overrides: list[str] | None = None) -> Config:
@@ -354,11 +406,10 @@ def load_config(path: Path, overrides: list[str] | None = None) -> Config:
         raise ConfigError(f"{path}: expected a mapping of sections (task, data, ...)")
     for override in overrides or []:
         apply_override(raw, override)
-    data = raw.get("data")
-    if isinstance(data, dict) and "path" in data:
-        data["path"] = str((path.parent / str(data["path"])).resolve())
-    if isinstance(data, dict) and data.get("test_path"):
-        data["test_path"] = str((path.parent / str(data["test_path"])).resolve())
+    for section, key in PATH_FIELDS:
+        values = raw.get(section)
+        if isinstance(values, dict) and values.get(key):
+            values[key] = str((path.parent / str(values[key])).resolve())
     task = raw.get("task")
     if isinstance(task, dict) and isinstance(task.get("output_schema"), str):
         task["output_schema"] = str((path.parent / task["output_schema"]).resolve())

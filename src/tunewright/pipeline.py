@@ -12,8 +12,9 @@ from typing import Any
 
 from tunewright.config import Config, dump_config
 from tunewright.data.check import CheckReport, check_dataset
-from tunewright.data.split import Splits, build_splits, split_position
-from tunewright.errors import DataError
+from tunewright.data.split import Splits, build_splits, split_position, split_preferences
+from tunewright.errors import ConfigError, DataError
+from tunewright.methods.facts import METHOD_FACTS
 from tunewright.modeling import load_tokenizer, resolve_base_model
 from tunewright.run_summary import EvalSummary, RunSummary, TrainingResult
 from tunewright.runs import RunPaths, read_json, write_json, write_jsonl, write_text
@@ -30,11 +31,14 @@ def prepare_run(config: Config, run: RunPaths, announce: Announce) -> CheckRepor
     report = check_dataset(config.data.path, config.task, tokenizer, config.training.max_seq_len,
                            method=config.method.name)
     write_json(run.data_report, report.to_json())
+    check_data_fits_method(config, report)
     if blocking := report.blocking(config.data.strict):
         codes = ", ".join(f"{code} x{count}" for code, count in Counter(f.code for f in blocking).items())
         kind = "error(s) and warning(s) (data.strict)" if config.data.strict else "error(s)"
         raise DataError(f"{len(blocking)} data {kind} ({codes}), first: {blocking[0].line()} "
                         f"(run `tunewright data check {config.data.path}` for all)")
+    if report.preferences:
+        return _write_preference_splits(config, run, report, announce)
     splits = build_splits(report.examples, config.data.split, report.clusters)
     if config.data.test_path is not None:
         splits = _with_fixed_test(config, tokenizer, splits)
@@ -44,6 +48,30 @@ def prepare_run(config: Config, run: RunPaths, announce: Announce) -> CheckRepor
         write_jsonl(run.split_file(name), [example.to_json() for example in rows])
     write_json(run.split_manifest, splits.manifest(config.data.split.seed, config.data.split))
     announce(f"{len(report.examples)} examples: train {len(splits.train)}, val {len(splits.val)}, "
+             f"test {len(splits.test)}; {len(report.warnings)} warning(s)")
+    return report
+
+
+def check_data_fits_method(config: Config, report: CheckReport) -> None:
+    """Preference methods train on preference rows, the others on examples; say so before anything runs."""
+    preference = METHOD_FACTS[config.method.name].preference
+    if preference and report.examples:
+        raise DataError(f"{config.data.path}: method {config.method.name} trains on preference rows (prompt, chosen, "
+                        "rejected; or prompt, completion, label true/false for kto), and this file holds SFT examples")
+    if not preference and report.preferences:
+        raise DataError(f"{config.data.path}: holds preference rows; train them with method.name dpo, kto or orpo "
+                        f"(method {config.method.name} learns from examples)")
+
+
+def _write_preference_splits(config: Config, run: RunPaths, report: CheckReport, announce: Announce) -> CheckReport:
+    """Preference rows split by prompt (every pair of one prompt in one split)."""
+    splits = split_preferences(report.preferences, config.data.split)
+    for name, rows in splits.by_name().items():
+        if not rows:
+            raise DataError(f"{config.data.path}: the {name} split is empty; add preference rows")
+        write_jsonl(run.split_file(name), [row.to_json() for row in rows])
+    write_json(run.split_manifest, splits.manifest(config.data.split.seed, config.data.split))
+    announce(f"{len(report.preferences)} preference rows: train {len(splits.train)}, val {len(splits.val)}, "
              f"test {len(splits.test)}; {len(report.warnings)} warning(s)")
     return report
 
@@ -67,6 +95,9 @@ def _with_fixed_test(config: Config, tokenizer: Any, splits: Splits) -> Splits:
 
 def run_pipeline(config: Config, run: RunPaths, announce: Announce, show_progress: bool = True) -> RunSummary:
     """check -> split -> baselines -> train -> evaluate -> decide -> report; returns the summary."""
+    if METHOD_FACTS[config.method.name].preference:
+        raise ConfigError(f"method {config.method.name} is evaluated on its policy, not against prompting "
+                          "baselines: run `tunewright train CONFIG --out RUN_DIR`, then `tunewright eval RUN_DIR`")
     from tunewright.evaluate import evaluate_baselines
     from tunewright.train import train_run
 

@@ -90,3 +90,53 @@ def extract_label(output: str, label_regex: str | None) -> str | None:
         return None
     match = re.search(label_regex, output.strip())
     return match.group("label").strip() if match else None
+
+
+@dataclass(frozen=True)
+class Preference:
+    """One preference row: a prompt with a preferred (`chosen`) and a dispreferred (`rejected`) answer,
+    or, for KTO, a prompt with one answer marked desirable (only `chosen`) or undesirable (only
+    `rejected`). `group` keeps rows together in one split; it defaults to the prompt's hash."""
+
+    id: str
+    prompt: tuple[Message, ...]  # every turn before the answer; never ends with an assistant turn
+    chosen: str | None
+    rejected: str | None
+    group: str | None = None
+    source: str = ""
+
+    @property
+    def paired(self) -> bool:
+        return self.chosen is not None and self.rejected is not None
+
+    @property
+    def prompt_key(self) -> str:
+        """The hash every row with this prompt shares (splits keep them together)."""
+        return content_hash(self.prompt)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "prompt": [asdict(message) for message in self.prompt],
+            "chosen": self.chosen,
+            "rejected": self.rejected,
+            "group": self.group,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Preference:
+        return cls(
+            id=row["id"],
+            prompt=tuple(Message(m["role"], m["content"]) for m in row["prompt"]),
+            chosen=row.get("chosen"),
+            rejected=row.get("rejected"),
+            group=row.get("group"),
+            source=row.get("source", ""),
+        )
+
+
+def preference_id(prompt: tuple[Message, ...], chosen: str | None, rejected: str | None) -> str:
+    """A stable id from a preference row's content."""
+    sides = (Message("assistant", chosen or ""), Message("assistant", rejected or ""))
+    return content_hash((*prompt, *sides))[:16]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewright.errors import TunewrightError
-from tunewright.records import Example
+from tunewright.records import Example, Preference
 
 # Written inside every saved adapter directory: base model, task, system prompt, stop tokens.
 ADAPTER_MANIFEST = "tunewright-adapter.json"
@@ -43,6 +43,10 @@ class RunPaths:
 
     def load_split(self, split: str) -> list[Example]:
         return [Example.from_json(row) for row in read_jsonl(self.split_file(split))]
+
+    def load_preference_split(self, split: str) -> list[Preference]:
+        """A split of a preference run (dpo, kto, orpo), as `prepare_run` wrote it."""
+        return [Preference.from_json(row) for row in read_jsonl(self.split_file(split))]
 
     @property
     def split_manifest(self) -> Path:

@@ -1,5 +1,6 @@
-"""Every method through the one training loop on the tiny model: the loss falls, every trainable
-parameter changed and every frozen one did not, and the saved artifact reloads to the same logits."""
+"""Every SFT method (preference methods: tests/train/test_preference.py) through the one training loop
+on the tiny model: the loss falls, every trainable parameter changed and every frozen one did not, and the
+saved artifact reloads to the same logits."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from transformers import TrainerCallback
 
 from tunewright.config import load_config
 from tunewright.data.formats import read_examples
-from tunewright.methods import METHODS, load_base, load_trained, prepare_model
+from tunewright.methods import METHODS, SFT_METHODS, load_base, load_trained, prepare_model
 from tunewright.modeling import load_tokenizer
 from tunewright.pipeline import prepare_run
 from tunewright.runs import ADAPTER_MANIFEST, RunPaths, read_jsonl
@@ -32,7 +33,7 @@ class KeepModel(TrainerCallback):
 
 
 @pytest.mark.precision
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", sorted(SFT_METHODS))
 def test_method_trains_changes_only_trainable_weights_and_reloads(method: str, make_project: Any,
                                                                   tmp_path: Path, test_precision: str,
                                                                   tolerance: float) -> None:
@@ -69,7 +70,7 @@ def test_method_trains_changes_only_trainable_weights_and_reloads(method: str, m
         assert torch.allclose(trained(input_ids=ids).logits, reloaded(input_ids=ids).logits, atol=atol)
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", sorted(SFT_METHODS))
 def test_training_loss_is_the_models_own_loss_for_every_method(method: str, tiny_project: Path) -> None:
     """The loss path each method takes (shared prefix where exact, plain where the method adds
     virtual tokens) equals the model's own next-token loss on the same batch."""

@@ -14,7 +14,10 @@ import openai
 import pytest
 
 from tunewright.chat import with_system_prompt
+from tunewright.config import TaskConfig
+from tunewright.data.check import check_dataset
 from tunewright.evaluate.generate import generate_replies
+from tunewright.feedback.preference_export import export_preferences
 from tunewright.feedback.store import FeedbackStore
 from tunewright.library import AdapterLibrary
 from tunewright.modeling import load_tokenizer, load_with_adapter
@@ -92,6 +95,42 @@ def test_feedback_round_trip(served: tuple[str, Engine, FeedbackStore, Path]) ->
     assert rated.exchange.messages[-1].content == "mail me at <EMAIL>"  # redacted before it was stored
     missing = httpx.post(f"{url}/v1/feedback", headers=AUTH, json={"response_id": "nope", "rating": 1})
     assert missing.status_code == 404 and missing.json()["error"]["param"] == "response_id"
+
+
+def test_feedback_exports_as_preference_rows_that_data_check_reads_back(
+        served: tuple[str, Engine, FeedbackStore, Path], tmp_path: Path) -> None:
+    """Served answers rated through the real server and SQLite store: a correction becomes a pair (served
+    answer rejected), ratings without one KTO rows; exporting again against the first file adds nothing."""
+    url, _, store, _ = served
+    questions = ["my card was stolen on the bus", "what are your opening hours", "the app shows a wrong balance",
+                 "do you have a branch in Leeds"]
+    served_answers = {}
+    for question in questions:
+        response = client(url).chat.completions.create(model="fraud", max_tokens=16,
+                                                       messages=[{"role": "user", "content": question}])
+        served_answers[question] = (response.id, response.choices[0].message.content)
+    feedback = [(questions[0], -1, "[Intent: Fraud Report] I have blocked the card; when did you last use it?"),
+                (questions[1], 5, None), (questions[2], -1, None), (questions[3], 0, None)]
+    for question, rating, correction in feedback:
+        sent = httpx.post(f"{url}/v1/feedback", headers=AUTH, json={"response_id": served_answers[question][0],
+                                                                     "rating": rating, "correction": correction})
+        assert sent.status_code == 200
+    task = TaskConfig(name="support", system_prompt="")
+    out = tmp_path / "preferences.jsonl"
+    result = export_preferences(store, out, task)
+    report = check_dataset(out, task)
+    assert not report.errors and len(report.preferences) == result.written
+    by_prompt = {p.prompt[-1].content: p for p in report.preferences}
+    pair = by_prompt[questions[0]]
+    assert (pair.chosen, pair.rejected) == (feedback[0][2], served_answers[questions[0]][1])
+    good, bad = by_prompt[questions[1]], by_prompt[questions[2]]
+    assert (good.chosen, good.rejected) == (served_answers[questions[1]][1], None)
+    assert (bad.chosen, bad.rejected) == (None, served_answers[questions[2]][1])
+    assert questions[3] not in by_prompt  # a neutral rating says nothing either way
+    again = export_preferences(store, tmp_path / "again.jsonl", task, dedupe_against=out)
+    assert again.written == 0 and again.duplicates == result.written
+    pairs = export_preferences(store, tmp_path / "pairs.jsonl", task, pairs_only=True)
+    assert pairs.unpaired == 0 and pairs.pairs == result.pairs >= 1
 
 
 def test_errors_are_openai_shaped(served: tuple[str, Engine, FeedbackStore, Path]) -> None:

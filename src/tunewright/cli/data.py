@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from tunewright.cli.common import SetOption, app, console
-from tunewright.config import Config, TaskConfig, load_config
+from tunewright.config import Config, SplitConfig, TaskConfig, load_config
 from tunewright.errors import EXIT_PROBLEMS, EXIT_USAGE, DataError
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def data_check(
         console.print_json(json.dumps(report.to_json()))
     else:
         _print_report(report, per_code, checked_lengths=tokenizer is not None)
-    if not report.examples:
+    if not report.examples and not report.preferences:
         raise typer.Exit(EXIT_USAGE)
     if report.findings:
         raise typer.Exit(EXIT_PROBLEMS)
@@ -85,13 +85,14 @@ def data_split(
     overrides: list[str] = SetOption,
 ) -> None:
     """Deterministic, label-stratified, group- and near-duplicate-aware split (default 80/10/10)."""
-    from tunewright.config import SplitConfig
     from tunewright.data.formats import read_examples
     from tunewright.data.split import build_splits
     from tunewright.runs import atomic_dir, write_json, write_jsonl
 
     loaded = load_config(config, overrides) if config is not None else None
     task, fractions = (loaded.task, loaded.data.split) if loaded else (_no_task(), SplitConfig())
+    if _split_preference_file(file, out, fractions):
+        return
     examples, findings = read_examples(file, task.label_regex)
     if not examples:
         raise DataError(f"{file}: no readable examples; run `tunewright data check {file}`")
@@ -111,6 +112,32 @@ def data_split(
     if findings:
         console.print(f"{len({f.source for f in findings})} unreadable row(s) left out; see `data check`")
     console.print(f"wrote {out}", markup=False, highlight=False)
+
+
+def _split_preference_file(file: Path, out: Path, fractions: SplitConfig) -> bool:
+    """Split a file of preference rows (every row of one prompt in one split); False for other files."""
+    from tunewright.data.preferences import is_preference_row, rows_to_preferences
+    from tunewright.data.readers import read_rows
+    from tunewright.data.split import split_preferences
+    from tunewright.runs import atomic_dir, write_json, write_jsonl
+
+    rows, _ = read_rows(file)
+    if not rows or not is_preference_row(rows[0].value):
+        return False
+    preferences, findings = rows_to_preferences(rows)
+    if not preferences:
+        raise DataError(f"{file}: no readable preference rows; run `tunewright data check {file}`")
+    splits = split_preferences(preferences, fractions)
+    with atomic_dir(out) as target:
+        for name, part in splits.by_name().items():
+            write_jsonl(target / f"{name}.jsonl", [p.to_json() for p in part])
+        write_json(target / "manifest.json", splits.manifest(fractions.seed, fractions))
+    counts = ", ".join(f"{name} {len(part)}" for name, part in splits.by_name().items())
+    console.print(f"{file.name}: {len(preferences)} preference rows: {counts}; wrote {out}", markup=False,
+                  highlight=False)
+    if findings:
+        console.print(f"{len({f.source for f in findings})} unreadable row(s) left out; see `data check`")
+    return True
 
 
 @data_app.command("stats")
@@ -169,7 +196,8 @@ def _print_report(report: CheckReport, per_code: int, checked_lengths: bool) -> 
     labels = Counter(e.label for e in report.examples if e.label is not None)
     largest = dict(labels.most_common(8))
     more = f" and {len(labels) - len(largest)} more" if len(labels) > len(largest) else ""
-    console.print(f"{len(report.examples)} examples, {len(report.errors)} error(s), {len(report.warnings)} "
+    rows = f"{len(report.preferences)} preference rows" if report.preferences else f"{len(report.examples)} examples"
+    console.print(f"{rows}, {len(report.errors)} error(s), {len(report.warnings)} "
                   f"warning(s)" + (f"; {len(labels)} labels: {largest}{more}" if labels else ""),
                   markup=False, highlight=False)
     if not checked_lengths:

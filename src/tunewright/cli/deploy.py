@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -15,6 +15,9 @@ from tunewright.cli.common import app, console, err
 from tunewright.config import TaskConfig, load_config
 from tunewright.errors import EXIT_PROBLEMS, TunewrightError
 from tunewright.runs import existing_run
+
+if TYPE_CHECKING:
+    from tunewright.feedback.store import FeedbackStore
 
 adapters_app = typer.Typer(help="Manage an adapter library: the adapters a server hosts.", no_args_is_help=True)
 feedback_app = typer.Typer(help="The feedback store: exchanges and ratings logged by the server.",
@@ -202,8 +205,12 @@ def adapters_remove(name: str, library: Path = LibraryOption) -> None:
 @feedback_app.command("export")
 def feedback_export(
     db: Path = typer.Option(..., "--db", help="The server's feedback store (SQLite)."),
-    out: Path = typer.Option(..., "-o", "--out", help="JSONL file to write (chat format)."),
-    min_rating: int | None = typer.Option(None, help="Also export answers rated at least this (no correction)."),
+    out: Path = typer.Option(..., "-o", "--out", help="JSONL file to write."),
+    export_format: str = typer.Option("chat", "--format", help="chat: corrections (and well-rated answers) as "
+                                      "examples; preference: corrections as pairs (served answer rejected, correction "
+                                      "chosen) and rated answers without one as KTO rows."),
+    min_rating: int | None = typer.Option(None, help="chat: also export answers rated at least this (no correction)."),
+    pairs_only: bool = typer.Option(False, "--pairs-only", help="preference: pairs only, no KTO rows (for dpo, orpo)."),
     dedupe_against: Path | None = typer.Option(None, help="Existing dataset; rows whose input it has are dropped."),
     config: Path | None = typer.Option(None, help="Project config; its task card drives label checks."),
 ) -> None:
@@ -211,14 +218,30 @@ def feedback_export(
     from tunewright.feedback.export import export_feedback
     from tunewright.feedback.store import FeedbackStore
 
+    if export_format not in ("chat", "preference"):
+        raise TunewrightError(f"--format {export_format!r}: use chat or preference")
     if not db.is_file():
         raise TunewrightError(f"--db {db}: no such feedback store; `tunewright serve --feedback-db` writes it")
     task = load_config(config).task if config else TaskConfig(name="feedback", system_prompt="")
+    if export_format == "preference":
+        _export_preferences(FeedbackStore(db), out, task, pairs_only, dedupe_against)
+        return
     result = export_feedback(FeedbackStore(db), out, task, min_rating, dedupe_against)
     for warning in result.warnings:
         err.print(warning, style="yellow", highlight=False, markup=False)
     console.print(f"wrote {result.written} rows to {out}: {result.corrections} corrections, "
                   f"{result.rated_answers} rated answers; {result.duplicates} already in the dataset")
+
+
+def _export_preferences(store: FeedbackStore, out: Path, task: TaskConfig, pairs_only: bool,
+                        dedupe_against: Path | None) -> None:
+    from tunewright.feedback.preference_export import export_preferences
+
+    result = export_preferences(store, out, task, pairs_only, dedupe_against)
+    for warning in result.warnings:
+        err.print(warning, style="yellow", highlight=False, markup=False)
+    console.print(f"wrote {result.written} preference rows to {out}: {result.pairs} pairs (correction chosen, served "
+                  f"answer rejected), {result.unpaired} KTO rows; {result.duplicates} already in the dataset")
 
 
 def _keys(variable: str) -> set[str]:

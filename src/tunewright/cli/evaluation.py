@@ -8,10 +8,11 @@ from pathlib import Path
 import typer
 
 from tunewright.cli.common import SetOption, announce, app, console, print_summary
-from tunewright.config import load_config
-from tunewright.errors import TunewrightError
+from tunewright.config import Config, load_config
+from tunewright.errors import EXIT_NO_GO, TunewrightError
+from tunewright.methods.facts import METHOD_FACTS
 from tunewright.run_summary import RunSummary
-from tunewright.runs import existing_run
+from tunewright.runs import RunPaths, existing_run
 
 
 @app.command("eval")
@@ -28,11 +29,28 @@ def evaluate(
 
     run_paths = existing_run(run_dir)
     loaded = load_config(run_paths.config, overrides)
+    if METHOD_FACTS[loaded.method.name].preference:
+        _evaluate_preference_run(loaded, run_paths)
+        return
     if rescore:
         summary = rescore_run(loaded, run_paths)
     else:
         summary = finish_run(loaded, run_paths, announce, True, {}, time.perf_counter())
     print_summary(run_paths, summary)
+
+
+def _evaluate_preference_run(config: Config, run: RunPaths) -> None:
+    """The policy probe, preference accuracy and task accuracy of a dpo / kto / orpo run; exit 3 on no-go."""
+    from tunewright.evaluate.preference_run import evaluate_preference_run
+
+    announce("evaluating the policy probe: tuned adapter, SFT adapter, base model")
+    scores = evaluate_preference_run(config, run)
+    console.print(f"{scores['decision'].upper()}", markup=False, highlight=False)
+    for reason in scores["decision_reasons"]:
+        console.print(f"  {reason}", markup=False, highlight=False)
+    console.print(f"report: {run.eval_dir / 'policy.md'}", markup=False, highlight=False)
+    if scores["decision"] != "go":
+        raise typer.Exit(EXIT_NO_GO)
 
 
 @app.command()

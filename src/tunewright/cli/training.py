@@ -10,7 +10,7 @@ import typer
 from tunewright.cli.common import OutOption, SetOption, announce, app, console
 from tunewright.config import Config, dump_config, load_config
 from tunewright.errors import EXIT_PROBLEMS, TunewrightError
-from tunewright.methods.facts import method_names
+from tunewright.methods.facts import METHOD_FACTS, method_names
 from tunewright.run_summary import TrainingResult
 from tunewright.runs import RunPaths, new_run_dir
 
@@ -29,6 +29,7 @@ def train(
     """Check and split the data, then train; evaluate later with `tunewright eval RUN_DIR`."""
     from tunewright.pipeline import prepare_run
     from tunewright.report import write_loss_plot
+    from tunewright.report.plots import write_preference_plot
     from tunewright.train import artifact_dir, distributed, train_run
 
     loaded = load_config(config, overrides)
@@ -48,6 +49,8 @@ def train(
     train_run(loaded, run_paths, show_progress=distributed.rank() == 0, resume=resume)
     if distributed.rank() == 0:
         write_loss_plot(run_paths)
+        if METHOD_FACTS[loaded.method.name].preference:
+            write_preference_plot(run_paths)
         result = TrainingResult.read(run_paths.training_result)
         best = "-" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
         console.print(f"{result.method}: {artifact_dir(loaded, run_paths)}  (steps {result.steps}, best val "

@@ -13,16 +13,19 @@ from typing import TYPE_CHECKING, Any
 from tunewright.config import TaskConfig
 from tunewright.data.content import check_content
 from tunewright.data.duplicates import check_duplicates, input_clusters
-from tunewright.data.formats import Finding, read_examples
+from tunewright.data.formats import Finding, rows_to_examples
 from tunewright.data.labels import check_labels, normalise_label
 from tunewright.data.leakage import check_leakage
 from tunewright.data.lengths import check_lengths, token_lengths
 from tunewright.data.pii import find_pii
+from tunewright.data.preference_check import check_preferences, side_examples
+from tunewright.data.preferences import is_preference_row, rows_to_preferences
+from tunewright.data.readers import RawRow, read_rows
 from tunewright.data.schema_check import check_outputs
 from tunewright.data.similarity import NearDuplicates
 from tunewright.data.textscan import offsets
 from tunewright.methods.facts import METHOD_FACTS
-from tunewright.records import Example
+from tunewright.records import Example, Preference
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -41,6 +44,7 @@ class CheckReport:
     findings: list[Finding] = field(default_factory=list)
     token_lengths: list[int] | None = None
     clusters: NearDuplicates | None = None  # near-duplicate inputs, reused by the split
+    preferences: list[Preference] = field(default_factory=list)  # set instead of `examples` for preference files
 
     @property
     def errors(self) -> list[Finding]:
@@ -58,6 +62,7 @@ class CheckReport:
         return {
             "path": self.path,
             "examples": len(self.examples),
+            "preferences": len(self.preferences),
             "errors": len(self.errors),
             "warnings": len(self.warnings),
             "labels": dict(Counter(e.label for e in self.examples if e.label is not None)),
@@ -74,9 +79,13 @@ def check_dataset(
     method: str = "lora",
     split_dir: Path | None = None,
 ) -> CheckReport:
-    """Read `path` and run every check; the tokenizer enables the length checks, `split_dir` leakage."""
-    examples, findings = read_examples(path, task.label_regex)
-    report = CheckReport(str(path), examples, findings)
+    """Read `path` and run every check; the tokenizer enables the length checks, `split_dir` leakage.
+    A file of preference rows gets the preference checks instead (see check_preference_file)."""
+    rows, findings = read_rows(path)
+    if any(is_preference_row(raw.value) for raw in rows[:1]):
+        return check_preference_file(path, rows, findings, task, tokenizer, max_seq_len, method)
+    examples, more = rows_to_examples(rows, task.label_regex)
+    report = CheckReport(str(path), examples, findings + more)
     if not examples:
         if not report.errors:
             report.findings.append(Finding("error", "empty", "no examples in the file", str(path)))
@@ -96,6 +105,25 @@ def check_dataset(
     report.findings.extend(check_size(path, examples, task.labels, method))
     if split_dir is not None:
         report.findings.extend(check_leakage(split_dir, task.label_regex))
+    return report
+
+
+def check_preference_file(path: Path, rows: list[RawRow], findings: list[Finding], task: TaskConfig,
+                          tokenizer: PreTrainedTokenizerBase | None, max_seq_len: int | None,
+                          method: str) -> CheckReport:
+    """Pairs and KTO rows: their own checks, then personal data and size as for SFT examples."""
+    preferences, more = rows_to_preferences(rows)
+    report = CheckReport(str(path), [], findings + more, preferences=preferences)
+    if not preferences:
+        if not report.errors:
+            report.findings.append(Finding("error", "empty", "no preference rows in the file", str(path)))
+        return report
+    report.findings.extend(check_preferences(preferences, str(path), _special_tokens(tokenizer), tokenizer,
+                                             task.system_prompt, max_seq_len))
+    both_sides = [*side_examples(preferences, "chosen"), *side_examples(preferences, "rejected")]
+    report.findings.extend(dict.fromkeys(check_pii(both_sides)))
+    # every row has at least one side, so the first len(preferences) side examples count the rows
+    report.findings.extend(check_size(path, both_sides[:len(preferences)], [], method))
     return report
 
 

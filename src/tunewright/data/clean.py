@@ -14,6 +14,7 @@ from tunewright.config import TaskConfig
 from tunewright.data.formats import detect_format, to_example
 from tunewright.data.labels import canonical_labels, normalise_label
 from tunewright.data.pii import redact
+from tunewright.data.preferences import is_preference_row, rows_to_preferences
 from tunewright.data.readers import read_rows
 from tunewright.errors import DataError
 from tunewright.runs import write_jsonl
@@ -48,14 +49,15 @@ def clean_dataset(path: Path, out: Path, task: TaskConfig, redact_pii: bool = Fa
     seen: dict[str, str] = {}
     for raw in rows:
         row = raw.value
-        fmt = detect_format(row) if isinstance(row, dict) else None
-        example = to_example(fmt, row, raw.source, task.label_regex)[0] if fmt else None
-        if example is None:
+        fmt = detect_format(row) if isinstance(row, dict) and not is_preference_row(row) else None
+        usable = to_example(fmt, row, raw.source, task.label_regex)[0] if fmt else \
+            is_preference_row(row) and bool(rows_to_preferences([raw])[0])
+        if not usable:
             changes.append({"source": raw.source, "action": "drop-unusable",
                             "detail": "row cannot be read; see `data check`"})
             continue
         row = _clean_row(row, raw.source, changes, redact_pii)
-        if canonical:
+        if canonical and fmt:  # preference rows carry no task label
             row = _map_labels(row, fmt or "", raw.source, task.label_regex, canonical, changes)
         key = json.dumps(row, sort_keys=True, ensure_ascii=False)
         if key in seen:
@@ -120,7 +122,7 @@ def _map_labels(row: dict[str, Any], fmt: str, source: str, label_regex: str | N
 def _content_fields(row: dict[str, Any]) -> list[tuple[str, str, Any]]:
     """(field name, text, setter) for every text a model would read in `row`."""
     fields: list[tuple[str, str, Any]] = []
-    for key in ("instruction", "input", "output", "prompt", "completion"):
+    for key in ("instruction", "input", "output", "prompt", "completion", "chosen", "rejected"):
         if isinstance(row.get(key), str):
             fields.append((key, row[key], lambda value, key=key: row.__setitem__(key, value)))
     if isinstance(row.get("messages"), list):

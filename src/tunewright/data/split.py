@@ -11,7 +11,7 @@ from typing import Any
 from tunewright.config import SplitConfig
 from tunewright.data.duplicates import input_clusters
 from tunewright.data.similarity import NearDuplicates, find_root, union_rows
-from tunewright.records import Example, content_hash
+from tunewright.records import Example, Preference, content_hash
 
 SPLITS = ("train", "val", "test")
 
@@ -96,3 +96,38 @@ def unit_anchors(examples: list[Example], clusters: NearDuplicates) -> list[int]
         if example.group:
             union_rows(parent, first_of_group.setdefault(example.group, row), row)
     return [find_root(parent, row) for row in range(len(examples))]
+
+
+@dataclass(frozen=True)
+class PreferenceSplits:
+    train: list[Preference]
+    val: list[Preference]
+    test: list[Preference]
+
+    def by_name(self) -> dict[str, list[Preference]]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+    def manifest(self, seed: int, fractions: SplitConfig) -> dict[str, Any]:
+        return {
+            "seed": seed,
+            "fractions": {"train": fractions.train, "val": fractions.val, "test": fractions.test},
+            "kind": "preference",
+            "units": len({preference_unit(p) for rows in self.by_name().values() for p in rows}),
+            "splits": {name: {"rows": len(rows), "ids": [p.id for p in rows]} for name, rows in self.by_name().items()},
+        }
+
+
+def preference_unit(preference: Preference) -> str:
+    """Rows that move together: one `group` value, else every row with the same prompt."""
+    return f"group:{preference.group}" if preference.group else preference.prompt_key
+
+
+def split_preferences(preferences: list[Preference], config: SplitConfig) -> PreferenceSplits:
+    """Each row by its unit's position in [0, 1), as `build_splits` does: all pairs (and KTO rows) of one
+    prompt land in one split, and appending rows never moves an existing one."""
+    assigned: dict[str, list[Preference]] = {name: [] for name in SPLITS}
+    for preference in preferences:
+        position = unit_position(preference_unit(preference), None, config.seed)
+        name = "train" if position < config.train else "val" if position < config.train + config.val else "test"
+        assigned[name].append(preference)
+    return PreferenceSplits(**assigned)

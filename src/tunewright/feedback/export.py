@@ -63,11 +63,11 @@ def export_feedback(store: FeedbackStore, out: Path, task: TaskConfig, min_ratin
     if not rows:
         write_jsonl(out, [])
         return result
-    result.warnings = _write_checked(rows, out, task)
+    result.warnings = write_checked(rows, out, task)
     return result
 
 
-def _write_checked(rows: list[dict[str, object]], out: Path, task: TaskConfig) -> list[str]:
+def write_checked(rows: list[dict[str, object]], out: Path, task: TaskConfig) -> list[str]:
     """Write `rows` to `out` only if they pass `data check`; returns its warnings."""
     fd, tmp_name = tempfile.mkstemp(dir=out.parent if out.parent.exists() else None, suffix=".jsonl")
     os.close(fd)

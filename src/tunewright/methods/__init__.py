@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tunewright.methods import dora, full, ia3, lora, prefix_tuning, prompt_tuning, qlora
+from tunewright.methods import dora, full, ia3, lora, preference, prefix_tuning, prompt_tuning, qlora
 from tunewright.methods.facts import METHOD_FACTS, MethodFacts
 
 if TYPE_CHECKING:
@@ -36,11 +36,14 @@ class Method:
 _PREPARE: dict[str, Callable[[CausalLM, MethodConfig], CausalLM]] = {
     "full": full.prepare, "lora": lora.prepare, "dora": dora.prepare, "qlora": qlora.prepare,
     "prompt_tuning": prompt_tuning.prepare, "prefix_tuning": prefix_tuning.prepare, "ia3": ia3.prepare,
+    "dpo": preference.prepare, "kto": preference.prepare, "orpo": preference.prepare,
 }
 METHODS: dict[str, Method] = {
     name: Method(facts, _PREPARE[name], qlora.quantization_config if facts.quantized else None)
     for name, facts in METHOD_FACTS.items()
 }
+
+SFT_METHODS = [name for name, method in METHODS.items() if method.facts.preference is None]
 
 
 def artifact_dir(config: Config, run: RunPaths) -> Path:

@@ -62,6 +62,9 @@ class MethodFacts:
     activation_widths: tuple[float, float] = (8.0, 3.0)
     extra_weight_bytes: float = 0.0  # `plan`: bytes per linear parameter the method adds
     flops_per_parameter: int = 4  # per token: forward + activation gradients; full adds weight gradients
+    # Trains on preference rows (trl's trainers, LoRA adapters) instead of SFT examples; "pairs" or "unpaired"
+    # (KTO: each row one answer marked desirable or not; pairs are split into one of each).
+    preference: Literal["pairs", "unpaired"] | None = None
 
 
 METHOD_FACTS: dict[str, MethodFacts] = {
@@ -75,6 +78,14 @@ METHOD_FACTS: dict[str, MethodFacts] = {
     "prompt_tuning": MethodFacts("virtual input tokens", _prompt_tuning, shares_prefix=False),
     "prefix_tuning": MethodFacts("per-layer key/value prefixes", _prefix_tuning, shares_prefix=False),
     "ia3": MethodFacts("per-channel scales", _ia3, activation_widths=(9.0, 3.75)),
+    # Preference methods forward a chosen and a rejected answer per pair (DPO also a reference pass with the
+    # adapter disabled, without gradients): about twice LoRA's activations per row.
+    "dpo": MethodFacts("direct preference optimisation on pairs, LoRA", _lora, merges_exactly=True,
+                       activation_widths=(32.0, 10.5), preference="pairs"),
+    "kto": MethodFacts("Kahneman-Tversky optimisation on answers rated good or bad, LoRA", _lora,
+                       merges_exactly=True, activation_widths=(32.0, 10.5), preference="unpaired"),
+    "orpo": MethodFacts("odds-ratio preference optimisation on pairs, no reference pass, LoRA", _lora,
+                        merges_exactly=True, activation_widths=(32.0, 10.5), preference="pairs"),
 }
 
 

@@ -47,3 +47,39 @@ def write_loss_plot(run: RunPaths) -> None:
     training = TrainingResult.read(run.training_result)
     stopped_at = training.steps if training.stopped_early else None
     write_bytes(run.loss_plot, loss_curve_png(read_jsonl(run.metrics), training.best_step, stopped_at))
+
+
+PREFERENCE_CURVES = (("reward_margin", "reward margin"), ("chosen_logp", "chosen log-prob"),
+                     ("rejected_logp", "rejected log-prob"))
+
+
+def preference_curves_png(metrics: list[dict[str, Any]]) -> bytes:
+    """PNG bytes of a preference run's curves: reward margin (left) and the chosen / rejected answers'
+    log-probabilities (right), train per logged step and validation per evaluation."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 3.8), dpi=110)
+    FigureCanvasAgg(figure)
+    margin, logps = figure.subplots(1, 2)
+    for key, label in PREFERENCE_CURVES:
+        axes = margin if key == "reward_margin" else logps
+        for prefix, style in (("train_", "-"), ("val_", "o-")):
+            rows = [row for row in metrics if row.get(prefix + key) is not None]
+            if rows:
+                axes.plot([row["step"] for row in rows], [row[prefix + key] for row in rows], style,
+                          markersize=4, linewidth=1.2, label=f"{prefix.rstrip('_')} {label}")
+    for axes, title in ((margin, "Reward margin (chosen - rejected)"), (logps, "Answer log-probabilities")):
+        axes.set_xlabel("training step")
+        axes.set_title(title)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def write_preference_plot(run: RunPaths) -> None:
+    """Draw preference_curves.png beside the loss curve from the run's metrics.jsonl."""
+    write_bytes(run.loss_plot.with_name("preference_curves.png"), preference_curves_png(read_jsonl(run.metrics)))

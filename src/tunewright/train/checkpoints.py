@@ -41,19 +41,25 @@ class Checkpoints(TrainerCallback):
     """Early stopping with best-weight restore, and checkpoint naming and rotation.
 
     The best weights (trainable parameters only) are held in memory and written into every checkpoint,
-    so a resumed run restores the same best weights an uninterrupted one would."""
+    so a resumed run restores the same best weights an uninterrupted one would. With `accuracy_key`
+    (preference methods: the validation preference accuracy), the best evaluation is the most accurate
+    one, ties broken by the lower validation loss."""
 
-    def __init__(self, checkpoints: Path, patience: int, keep: int, resume_from: Path | None = None) -> None:
+    def __init__(self, checkpoints: Path, patience: int, keep: int, resume_from: Path | None = None,
+                 accuracy_key: str | None = None) -> None:
         self.checkpoints = checkpoints
         self.patience = patience
         self.keep = keep
+        self.accuracy_key = accuracy_key
         self.best_loss: float | None = None
+        self.best_accuracy: float | None = None
         self.best_step: int | None = None
         self.bad_evals = 0
         self.best_weights: dict[str, torch.Tensor] = {}
         if resume_from is not None and (resume_from / BEST_STATE).is_file():
             state = json.loads((resume_from / BEST_STATE).read_text())
             self.best_loss, self.best_step, self.bad_evals = state["loss"], state["step"], state["bad_evals"]
+            self.best_accuracy = state.get("accuracy")
             # safetensors: our own file, read without unpickling anything
             self.best_weights = load_file(resume_from / BEST_WEIGHTS) if self.best_step is not None else {}
 
@@ -62,14 +68,22 @@ class Checkpoints(TrainerCallback):
         loss = (metrics or {}).get("eval_loss")
         if loss is None:
             return
-        if self.best_loss is None or loss < self.best_loss:
-            self.best_loss, self.best_step, self.bad_evals = loss, state.global_step, 0
+        accuracy = (metrics or {}).get(self.accuracy_key) if self.accuracy_key else None
+        if self._better(loss, accuracy):
+            self.best_loss, self.best_accuracy, self.best_step, self.bad_evals = loss, accuracy, state.global_step, 0
             self.best_weights = {name: p.detach().to("cpu", copy=True).contiguous()
                                  for name, p in model.named_parameters() if p.requires_grad}
         else:
             self.bad_evals += 1
             if self.bad_evals >= self.patience:
                 control.should_training_stop = True
+
+    def _better(self, loss: float, accuracy: float | None) -> bool:
+        if self.best_loss is None:
+            return True
+        if accuracy is not None and self.best_accuracy is not None and accuracy != self.best_accuracy:
+            return accuracy > self.best_accuracy
+        return loss < self.best_loss
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                     **kwargs: Any) -> None:
@@ -89,7 +103,8 @@ class Checkpoints(TrainerCallback):
         if self.best_weights:
             save_file(self.best_weights, written / BEST_WEIGHTS)
         (written / BEST_STATE).write_text(json.dumps(
-            {"loss": self.best_loss, "step": self.best_step, "bad_evals": self.bad_evals}))
+            {"loss": self.best_loss, "accuracy": self.best_accuracy, "step": self.best_step,
+             "bad_evals": self.bad_evals}))
         write_manifest(written)  # last: a checkpoint without a matching manifest is never resumed from
         final = self.checkpoints / f"step-{state.global_step}"
         if final.exists():

@@ -20,6 +20,10 @@ from tunewright.progress import progress_bar
 from tunewright.runs import RunPaths, write_jsonl
 
 OVERFIT_EVALS = 2  # validation rising this many evaluations in a row while training falls
+# What trl's preference trainers log, under the names metrics.jsonl gives them (train_..., and val_... from the
+# evaluation's eval_... keys); a row carries them only when the trainer logged them.
+PREFERENCE_METRICS = {"rewards/margins": "reward_margin", "rewards/accuracies": "preference_accuracy",
+                      "logps/chosen": "chosen_logp", "logps/rejected": "rejected_logp"}
 
 
 class MetricsLog(TrainerCallback):
@@ -60,6 +64,10 @@ class MetricsLog(TrainerCallback):
             "tokens_seen": state.num_input_tokens_seen,
             "elapsed": round(time.perf_counter() - self.started, 3),
         }
+        for key, name in PREFERENCE_METRICS.items():
+            for prefix, logged in (("train_", key), ("val_", f"eval_{key}")):
+                if logged in logs:
+                    row[prefix + name] = logs[logged]
         if self.first_tokens is None:
             self.first_tokens = state.num_input_tokens_seen
         self.tokens_this_session = state.num_input_tokens_seen - self.first_tokens

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import PrinterCallback, TrainerCallback, TrainingArguments, set_seed
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from tunewright.chat import IGNORE_INDEX, encode_example
 from tunewright.config import Config
@@ -37,6 +37,10 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True, resume:
               callbacks: Sequence[TrainerCallback] = ()) -> TrainingResult:
     """Train on the run's train split, stop early on its val split, save the artifact (`run.adapter`,
     or `run.model` for full fine-tunes). With `resume`, continue from the newest checkpoint."""
+    if METHODS[config.method.name].facts.preference:
+        from tunewright.train.preference import train_preference_run
+
+        return train_preference_run(config, run, show_progress, resume, callbacks)
     started = time.perf_counter()
     model_dir = resolve_base_model(config.model.base)
     tokenizer = load_tokenizer(model_dir)
@@ -64,7 +68,14 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True, resume:
     tuned: CausalLM = trainer.model
     watch.best.restore_best(tuned)
 
-    result = training_result(config, trainer, watch, model, precision, time.perf_counter() - started)
+    return save_trained(config, run, trainer, watch, tuned, tokenizer, precision, started)
+
+
+def save_trained(config: Config, run: RunPaths, trainer: Any, watch: TrainingWatch, tuned: CausalLM, tokenizer: Any,
+                 precision: Precision, started: float) -> TrainingResult:
+    """The end of every training recipe: the result, and (on the main process) the artifact and
+    training_result.json."""
+    result = training_result(config, trainer, watch, tuned, precision, time.perf_counter() - started)
     if trainer.is_world_process_zero():
         with disk_full_as_error(run.root):
             save_artifact(config, run, tuned, tokenizer, watch.best.best_loss)
@@ -104,7 +115,7 @@ def collator_for(config: Config, tokenizer: Any) -> PackCollator | PadCollator:
     return PadCollator(tokenizer.pad_token_id, label_weight)
 
 
-def training_result(config: Config, trainer: PrefixSharingTrainer, watch: TrainingWatch, model: CausalLM,
+def training_result(config: Config, trainer: Trainer, watch: TrainingWatch, model: CausalLM,
                     precision: Precision, seconds: float) -> TrainingResult:
     state = trainer.state
     train_seconds = watch.metrics_log.train_seconds(seconds)
@@ -129,6 +140,11 @@ def training_result(config: Config, trainer: PrefixSharingTrainer, watch: Traini
 
 def training_arguments(config: Config, run: RunPaths, precision: str) -> TrainingArguments:
     """The only place TrainingArguments are built."""
+    return TrainingArguments(**training_settings(config, run, precision))
+
+
+def training_settings(config: Config, run: RunPaths, precision: str) -> dict[str, Any]:
+    """TrainingArguments' settings for a run; trl's configs (train/preference.py) take the same ones."""
     training = config.training
     distributed = training.distributed
     strategy: dict[str, Any] = {}
@@ -137,7 +153,7 @@ def training_arguments(config: Config, run: RunPaths, precision: str) -> Trainin
     elif distributed.strategy == "deepspeed":
         strategy = {"deepspeed": _str(distributed.config)}
     cuda = torch.cuda.is_available()
-    return TrainingArguments(
+    return dict(
         output_dir=str(run.checkpoints),
         num_train_epochs=training.epochs,
         max_steps=training.max_steps or -1,

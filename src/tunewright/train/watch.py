@@ -31,13 +31,14 @@ class TrainingWatch:
 
     @classmethod
     def start(cls, config: Config, run: RunPaths, resume: bool, show_progress: bool,
-              extra: Sequence[TrainerCallback] = ()) -> TrainingWatch:
-        """Fresh watchers, or, with `resume`, ones that carry on from the newest checkpoint."""
+              extra: Sequence[TrainerCallback] = (), accuracy_key: str | None = None) -> TrainingWatch:
+        """Fresh watchers, or, with `resume`, ones that carry on from the newest checkpoint; `accuracy_key`
+        makes early stopping follow that validation accuracy (see Checkpoints)."""
         checkpoint = latest_complete_checkpoint(run.checkpoints) if resume else None
         resumed_step = int(checkpoint.name[5:]) if checkpoint else None
         metrics_log = MetricsLog(run.metrics, keep_until_step=resumed_step)
         best = Checkpoints(run.checkpoints, config.training.early_stopping_patience,
-                           config.training.keep_checkpoints, resume_from=checkpoint)
+                           config.training.keep_checkpoints, resume_from=checkpoint, accuracy_key=accuracy_key)
         interrupt = StopOnSignal()
         callbacks: list[Any] = [best, interrupt, metrics_log, *tracking_callbacks(config.training.report_to, run),
                                 *extra]

@@ -1,0 +1,129 @@
+"""Preference training (dpo, kto, orpo) on trl's trainers, used as they are, with the same watchers as SFT:
+checkpoints and --resume, early stopping (on the validation preference accuracy), metrics.jsonl (loss,
+reward margin, chosen / rejected log-probabilities) and the progress bar. The reference is never a second
+model: a fresh adapter is disabled for the reference pass, and an SFT adapter (`method.init_from`) gets a
+frozen copy as a second adapter on the same base (trl does both when given a PEFT model and no ref_model)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from transformers import PrinterCallback, Trainer, TrainerCallback, set_seed
+
+from tunewright.chat import with_system_prompt
+from tunewright.config import Config
+from tunewright.errors import DataError
+from tunewright.methods import METHODS, load_base, preference
+from tunewright.modeling import CausalLM, load_tokenizer, resolve_base_model
+from tunewright.records import Preference
+from tunewright.runs import RunPaths
+from tunewright.train.precision import resolve_precision
+from tunewright.train.watch import TrainingWatch
+
+if TYPE_CHECKING:
+    from tunewright.run_summary import TrainingResult
+
+ACCURACY_KEY = "eval_rewards/accuracies"  # what trl logs for the share of pairs ranked the right way
+
+
+def train_preference_run(config: Config, run: RunPaths, show_progress: bool = True, resume: bool = False,
+                         callbacks: Sequence[TrainerCallback] = ()) -> TrainingResult:
+    """Train the run's preference splits with config.method (dpo, kto or orpo); save the adapter."""
+    from tunewright.train.recipe import save_trained
+
+    started = time.perf_counter()
+    model_dir = resolve_base_model(config.model.base)
+    tokenizer = load_tokenizer(model_dir)
+    method = METHODS[config.method.name]
+    unpaired = method.facts.preference == "unpaired"
+    train_rows = trainer_rows(config, run.load_preference_split("train"), unpaired)
+    val_rows = trainer_rows(config, run.load_preference_split("val"), unpaired)
+    precision = resolve_precision(config.training.precision)
+    set_seed(config.training.seed)
+    base = load_base(model_dir, method)
+    model = preference.from_sft_run(base, config.method.init_from) if config.method.init_from else base
+    watch = TrainingWatch.start(config, run, resume, show_progress, callbacks,
+                                accuracy_key=None if unpaired else ACCURACY_KEY)
+    trainer = build_trainer(config, run, model, tokenizer, train_rows, val_rows, precision.name, watch.callbacks)
+    trainer.remove_callback(PrinterCallback)
+    watch.train(trainer, run)
+    tuned: CausalLM = trainer.model
+    watch.best.restore_best(tuned)
+    if "ref" in getattr(tuned, "peft_config", {}):
+        tuned.delete_adapter("ref")  # trl's frozen copy of the SFT adapter: the reference, not the result
+
+    return save_trained(config, run, trainer, watch, tuned, tokenizer, precision, started)
+
+
+def trainer_rows(config: Config, rows: list[Preference], unpaired: bool) -> Any:
+    """trl's conversational rows: prompt (with the task's system prompt) and chosen / rejected turns, or,
+    for KTO, one completion with label true / false (a pair gives one of each)."""
+    from datasets import Dataset
+
+    records: list[dict[str, Any]] = []
+    for row in rows:
+        prompt = with_system_prompt(row.prompt, config.task.system_prompt)
+        if unpaired:
+            records += [{"prompt": prompt, "completion": [{"role": "assistant", "content": answer}], "label": good}
+                        for answer, good in ((row.chosen, True), (row.rejected, False)) if answer is not None]
+        elif row.paired:
+            records.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": row.chosen}],
+                            "rejected": [{"role": "assistant", "content": row.rejected}]})
+        else:
+            raise DataError(f"{row.source}: {config.method.name} trains on pairs, and this row has one answer "
+                            "(a KTO row); use method.name=kto, or give each prompt a chosen and a rejected answer")
+    if not records:
+        raise DataError("a preference split is empty; add preference rows")
+    return Dataset.from_list(records)
+
+
+def build_trainer(config: Config, run: RunPaths, model: CausalLM, tokenizer: Any, train_rows: Any, val_rows: Any,
+                  precision: str, callbacks: list[Any]) -> Trainer:
+    """The trl trainer for config.method, given the base (a fresh adapter: `peft_config`) or a PeftModel."""
+    from peft import PeftModel
+
+    name = config.method.name
+    peft_config = None if isinstance(model, PeftModel) else preference.adapter_config(config.method)
+    common: dict[str, Any] = {"model": model, "args": preference_arguments(config, run, precision),
+                              "train_dataset": train_rows, "eval_dataset": val_rows, "processing_class": tokenizer,
+                              "callbacks": callbacks, "peft_config": peft_config}
+    if name == "dpo":
+        from trl.trainer.dpo_trainer import DPOTrainer
+
+        return DPOTrainer(**common)
+    if name == "kto":
+        # trl 1.x: promoted from trl.experimental.kto to the stable API (trl.KTOTrainer)
+        from trl.trainer.kto_trainer import KTOTrainer
+
+        return KTOTrainer(**common)
+    # trl 1.x moved ORPO to trl.experimental.orpo (the old `from trl import ORPOTrainer` is gone)
+    from trl.experimental.orpo import ORPOTrainer
+
+    return ORPOTrainer(**common)
+
+
+def preference_arguments(config: Config, run: RunPaths, precision: str) -> Any:
+    """The only place DPOConfig / KTOConfig / ORPOConfig are built: the SFT run's TrainingArguments settings,
+    plus beta and the sequence length."""
+    from tunewright.train.recipe import training_settings
+
+    settings = training_settings(config, run, precision)
+    for key in ("include_num_input_tokens_seen", "prediction_loss_only"):
+        del settings[key]  # trl's trainers count tokens and compute their evaluation metrics themselves
+    # trl turns gradient checkpointing on by default; the SFT loop does not use it, and on CPU it only adds a
+    # second forward pass
+    settings.update(beta=config.method.beta, max_length=config.training.max_seq_len, gradient_checkpointing=False)
+    name = config.method.name
+    if name == "dpo":
+        from trl.trainer.dpo_config import DPOConfig
+
+        return DPOConfig(**settings)
+    if name == "kto":
+        from trl.trainer.kto_config import KTOConfig
+
+        return KTOConfig(**settings)
+    from trl.experimental.orpo import ORPOConfig
+
+    return ORPOConfig(**settings)
