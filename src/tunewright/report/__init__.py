@@ -16,6 +16,7 @@ from tunewright.report.sections import (
     intervals_section,
     probe_sections,
     round_comparison,
+    timing_section,
 )
 from tunewright.report.view import Section, build_view
 from tunewright.runs import ADAPTER_MANIFEST, RunPaths, read_json, read_jsonl, write_bytes, write_text
@@ -40,6 +41,8 @@ def write_reports(run: RunPaths, summary: dict[str, Any], other: tuple[str, dict
     sections += [item for item in (intervals, confusion, calibrated) if item is not None]
     sections += probe_sections(evaluation.get("probes", {}))
     sections.append(usage_section(run, summary))
+    if (timed := timing_section(summary.get("timings"))) is not None:
+        sections.append(timed)
     human = human_section(evaluation.get("human_review"))
     if human is not None:
         sections.insert(0, human)
