@@ -42,23 +42,24 @@ def main() -> None:
     if args.against:
         trees.append((commit_of(args.against), add_worktree(args.against, scratch / "against")))
     trees.append((commit_of("HEAD") + ("+dirty" if dirty() else ""), REPO))
-    runs = []
+    runs: list[dict[str, Any]] = []
+    result = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "command": " ".join(sys.argv), "runs": runs}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     try:
         for overrides in variants:
             for commit, tree in trees:
                 cache = fresh_cache(scratch / f"cache-{len(runs)}")
                 runs.append(run_quickstart(tree, commit, overrides, cache, scratch / f"run-{len(runs)}"))
+                args.json.write_text(json.dumps(result, indent=2) + "\n")  # what ran so far survives a kill
                 if args.warm and tree == REPO:
                     runs.append(run_quickstart(tree, commit + " (warm cache)", overrides, cache,
                                                scratch / f"run-{len(runs)}"))
+                    args.json.write_text(json.dumps(result, indent=2) + "\n")
     finally:
         if args.against:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(scratch / "against")],
                            check=False)
-    result = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "command": " ".join(sys.argv), "runs": runs}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
     print_table(runs)
     print(f"wrote {args.json}")
     shutil.rmtree(scratch, ignore_errors=True)

@@ -16,9 +16,8 @@ def test_nested_stages_are_recorded_by_path_in_start_order() -> None:
                 time.sleep(0.01)
             with stage("few_shot"):
                 time.sleep(0.02)
-        with stage("baselines"):
-            with stage("zero_shot"):
-                time.sleep(0.01)
+        with stage("baselines"), stage("zero_shot"):
+            time.sleep(0.01)
     assert list(seconds) == ["baselines", "baselines/zero_shot", "baselines/few_shot"]
     assert seconds["baselines/zero_shot"] >= 0.02 and seconds["baselines/few_shot"] >= 0.02
     assert seconds["baselines"] >= seconds["baselines/zero_shot"] + seconds["baselines/few_shot"]

@@ -5,7 +5,9 @@ judged by the gate in the config (evaluate/scoring.py)."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from tunewright.chat import stop_token_ids
@@ -20,6 +22,7 @@ from tunewright.evaluate.generate import Chat, generate_replies
 from tunewright.evaluate.label_answers import LabelScorer, label_scoring_format, prepare_scorer, scored_answers
 from tunewright.evaluate.metrics import grade_rubric
 from tunewright.evaluate.probes import counterfactual_examples, fairness, general_probes
+from tunewright.evaluate.reply_cache import cached_replies, reply_key
 from tunewright.evaluate.scoring import EvalResult, score_run
 from tunewright.modeling import load_model, load_tokenizer, resolve_base_model
 from tunewright.progress import progress_bar
@@ -36,10 +39,10 @@ def evaluate_baselines(config: Config, run: RunPaths, show_progress: bool = True
     """Generate every baseline's answers on the test split (base model, no training; endpoints)."""
     test, train = test_examples(config, run), run.load_split("train")
     model_dir = resolve_base_model(config.model.base)
-    with stage("load_model"):
-        tokenizer, model = load_tokenizer(model_dir), load_model(model_dir)
-        model.eval()
+    tokenizer = load_tokenizer(model_dir)
+    base = _LazyModel(model_dir)  # loaded on the first reply not found in the reply cache
     constraint = label_constraint(config, tokenizer, train)
+    reused: list[str] = []
     for name in config.eval.candidates:
         if name in EMBEDDING_BASELINES:  # classifiers write their own predictions, with confidences
             if config.task.labels:  # a classifier needs labels; free-form tasks skip these baselines
@@ -47,7 +50,13 @@ def evaluate_baselines(config: Config, run: RunPaths, show_progress: bool = True
                     _write_embedding_predictions(config, run, name, test, train)
             continue
         def generate(chats: list[Chat], name: str = name) -> list[str]:
-            return _generate(config, model, tokenizer, chats, name, show_progress, constraint)
+            key = reply_key(model_dir, tokenizer, chats, config.eval.max_new_tokens, config.eval.batch_size,
+                            constraint)
+            replies, hit = cached_replies(
+                key, lambda: _generate(config, base.get(), tokenizer, chats, name, show_progress, constraint))
+            if hit:
+                reused.append(name)
+            return replies
 
         with stage(name):
             replies = BASELINES[name](BaselineInputs(config, run, test, train, generate))
@@ -60,7 +69,29 @@ def evaluate_baselines(config: Config, run: RunPaths, show_progress: bool = True
             _write_predictions(config, run, endpoint.name, test, replies)
     if config.eval.probes.forgetting:
         with stage("forgetting_probe"):
-            write_json(run.eval_dir / "probe_general_base.json", _general_answers(config, model, tokenizer))
+            chats = _general_chats()
+            key = reply_key(model_dir, tokenizer, chats, PROBE_TOKENS, config.eval.batch_size, None)
+            answers, hit = cached_replies(key, lambda: _general_answers(config, base.get(), tokenizer))
+            if hit:
+                reused.append("forgetting_probe")
+            write_json(run.eval_dir / "probe_general_base.json", answers)
+    # Which baselines' replies were read from the reply cache instead of decoded (reply_cache.py).
+    write_json(run.eval_dir / "reused_replies.json", reused)
+    if reused and show_progress:
+        print(f"reused the base model's cached replies for: {', '.join(reused)}", file=sys.stderr)
+
+
+class _LazyModel:
+    def __init__(self, model_dir: Path) -> None:
+        self.model_dir = model_dir
+        self.model: Any = None
+
+    def get(self) -> Any:
+        if self.model is None:
+            with stage("load_model"):
+                self.model = load_model(self.model_dir)
+                self.model.eval()
+        return self.model
 
 
 def evaluate_finetuned(config: Config, run: RunPaths, show_progress: bool = True) -> None:
@@ -159,10 +190,13 @@ def _load_finetuned(config: Config, run: RunPaths) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def _general_chats() -> list[Chat]:
+    """The shipped general-ability probes, asked plainly (no task system prompt)."""
+    return [[{"role": "user", "content": probe.prompt}] for probe in general_probes()]
+
+
 def _general_answers(config: Config, model: Any, tokenizer: Any) -> list[str]:
-    """Answers to the shipped general-ability probes, asked plainly (no task system prompt)."""
-    chats = [[{"role": "user", "content": probe.prompt}] for probe in general_probes()]
-    replies = generate_replies(model, tokenizer, chats, PROBE_TOKENS, config.eval.batch_size)
+    replies = generate_replies(model, tokenizer, _general_chats(), PROBE_TOKENS, config.eval.batch_size)
     return [reply.text for reply in replies]
 
 
