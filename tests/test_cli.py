@@ -17,6 +17,7 @@ def tunewright(*args: str, cwd: Path | None = None) -> subprocess.CompletedProce
                           cwd=cwd, timeout=600)
 
 
+@pytest.mark.lowest
 def test_run_goes_through_the_whole_loop(tiny_project: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     done = tunewright("run", str(tiny_project), "--out", str(out), "--set", "training.max_steps=4")
