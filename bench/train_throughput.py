@@ -25,13 +25,12 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from tunewright.config import load_config
 from tunewright.methods import METHODS, load_base
-from tunewright.modeling import load_tokenizer, resolve_base_model
+from tunewright.modeling import fast_bf16_available, load_tokenizer, resolve_base_model
 from tunewright.pipeline import prepare_run
 from tunewright.runs import RunPaths
 from tunewright.train import encode_split, train_run
 from tunewright.train.batches import PadCollator
 from tunewright.train.loss import plain_loss
-from tunewright.train.precision import resolve_precision
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "fintech-support" / "tunewright.yaml"
 STATUS = Path("/proc/self/status")
@@ -156,7 +155,10 @@ def main() -> None:
     val_rows = encode_split(config, tokenizer, run.load_split("val"))[: 8 if args.quick else None]
     tokens = sum(len(row["input_ids"]) for row in train_rows)
     pad_id = tokenizer.pad_token_id
-    auto = resolve_precision("auto").name
+    # The loops are compared in one precision: training.precision when set, else bf16 where bf16 is
+    # fast (the hardware rule; `auto`'s probe belongs to a run, not to this comparison).
+    chosen = config.training.precision
+    auto = chosen if chosen != "auto" else ("bf16" if fast_bf16_available() else "fp32")
     n_params = sum(p.numel() for p in load_base(model_dir, METHODS["lora"]).parameters())
     peak_fp32 = matmul_peak(torch.float32)
     peak_auto = matmul_peak(torch.bfloat16) if auto == "bf16" else peak_fp32
@@ -168,7 +170,7 @@ def main() -> None:
                                                 False, max_steps),
         "strong": lambda out: trainer_variant(config, model_dir, train_rows, PadCollator(pad_id), auto, out,
                                               True, max_steps),
-        "tunewright": lambda out: _tunewright(config, run, train_rows, max_steps),
+        "tunewright": lambda out: _tunewright(config, run, train_rows, max_steps, auto),
     }
     for name, variant in variants.items():
         gc.collect()
@@ -208,11 +210,11 @@ def main() -> None:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
 
 
-def _tunewright(config: Any, run: RunPaths, train_rows: list[Any], max_steps: int | None) -> Timer:
+def _tunewright(config: Any, run: RunPaths, train_rows: list[Any], max_steps: int | None, precision: str) -> Timer:
     """tunewright's own loop with the task's config; evaluation only after the timed loop."""
     timer = Timer()
     training = config.training.model_copy(update={"eval_every": 10**6, "checkpoint_every": 10**6,
-                                                  "max_steps": max_steps})
+                                                  "max_steps": max_steps, "precision": precision})
     own = config.model_copy(update={"training": training})
     subset = RunPaths(run.root.parent / "tunewright")
     subset.data_dir.mkdir(parents=True, exist_ok=True)

@@ -135,9 +135,11 @@ def serve_app() -> object:
     return running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's chromium under Playwright (no browser download: none is reachable)."""
+    """Debian's chromium under Playwright (no browser download: none is reachable). One per module:
+    Playwright's sync API keeps an event loop running in this thread while it is open, so a later
+    test's asyncio.run would fail."""
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium")

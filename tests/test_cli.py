@@ -17,6 +17,7 @@ def tunewright(*args: str, cwd: Path | None = None) -> subprocess.CompletedProce
                           cwd=cwd, timeout=600)
 
 
+@pytest.mark.lowest
 def test_run_goes_through_the_whole_loop(tiny_project: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     done = tunewright("run", str(tiny_project), "--out", str(out), "--set", "training.max_steps=4")
@@ -34,7 +35,17 @@ def test_run_goes_through_the_whole_loop(tiny_project: Path, tmp_path: Path) -> 
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert (out / "data" / "manifest.json").is_file() and (out / "metrics.jsonl").is_file()
     assert summary["decision"].upper() in done.stdout and "report.html" in done.stdout
-    assert summary["timings"]["total_seconds"] > 0
+    timings = summary["timings"]
+    assert timings["total_seconds"] > 0
+    stages = timings["stages"]  # every stage with its parts, each part within its stage
+    for name in ("data", "baselines", "baselines/zero_shot", "training", "training/steps",
+                 "training/steps/validation", "training/precision_probe", "evaluation",
+                 "evaluation/test_answers", "report"):
+        assert name in stages, name
+    assert stages["baselines/zero_shot"] + stages["baselines/few_shot"] <= stages["baselines"]
+    assert sum(stages[name] for name in ("data", "baselines", "training", "evaluation", "report")) \
+        <= timings["total_seconds"]
+    assert "Where the time went" in (out / "report.md").read_text()
 
     again = tunewright("eval", str(out))
     assert again.returncode == done.returncode, again.stderr

@@ -57,6 +57,7 @@ def run_with_adapter(prepared: tuple[Config, Path], method: str, tmp_path: Path)
     return run
 
 
+@pytest.mark.lowest
 @pytest.mark.parametrize("method", ["lora", "dora", "qlora", "ia3"])
 def test_merged_model_matches_adapter(method: str, prepared: tuple[Config, Path], tmp_path: Path) -> None:
     config = prepared[0]

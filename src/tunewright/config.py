@@ -215,7 +215,9 @@ class TrainingConfig(Section):
         "the answer; above 1 the label is learned in fewer steps.",
     )
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="'auto' picks bf16 where the hardware has fast bf16, else fp32."
+        "auto", description="'auto' measures a few training steps in fp32 and bf16 autocast on this machine and "
+        "model (cached per machine, model and library versions) and picks bf16 only where it is at least 10 % "
+        "faster; fp32 without measuring where the hardware has no fast bf16. training.json says which ran and why."
     )
     seed: int = Field(42, description="Seed for weights init, data order and dropout.")
     checkpoint_every: int = Field(

@@ -16,8 +16,9 @@ from tunewright.data.split import Splits, build_splits, split_position, split_pr
 from tunewright.errors import ConfigError, DataError
 from tunewright.methods.facts import METHOD_FACTS
 from tunewright.modeling import load_tokenizer, resolve_base_model
-from tunewright.run_summary import EvalSummary, RunSummary, TrainingResult
+from tunewright.run_summary import EvalSummary, RunSummary, Timings, TrainingResult
 from tunewright.runs import RunPaths, read_json, write_json, write_jsonl, write_text
+from tunewright.timing import recording, stage
 
 Announce = Callable[[str], None]
 FIXED_TEST_TOLERATED = ("conflicting-labels", "duplicate", "near-duplicate")
@@ -102,36 +103,42 @@ def run_pipeline(config: Config, run: RunPaths, announce: Announce, show_progres
     from tunewright.train import train_run
 
     started = time.perf_counter()
-    timings: dict[str, float] = {}
-    with _timed(timings, "data"):
-        prepare_run(config, run, announce)
-    announce(f"prompting baselines on the test split (base model: {', '.join(config.eval.candidates)})")
-    with _timed(timings, "baselines"):
-        evaluate_baselines(config, run, show_progress)
-    announce(f"training: {config.method.name} on {config.model.base}")
-    with _timed(timings, "training"):
-        train_run(config, run, show_progress)
-    return finish_run(config, run, announce, show_progress, timings, started)
+    stages: dict[str, float] = {}
+    with recording(stages):
+        with stage("data"):
+            prepare_run(config, run, announce)
+        announce(f"prompting baselines on the test split (base model: {', '.join(config.eval.candidates)})")
+        with stage("baselines"):
+            evaluate_baselines(config, run, show_progress)
+        announce(f"training: {config.method.name} on {config.model.base}")
+        with stage("training"):
+            train_run(config, run, show_progress)
+    return finish_run(config, run, announce, show_progress, stages, started)
 
 
 def finish_run(config: Config, run: RunPaths, announce: Announce, show_progress: bool,
-               timings: dict[str, float], started: float) -> RunSummary:
-    """Evaluate the saved adapter against the baselines, decide, write the reports and summary."""
+               stages: dict[str, float], started: float) -> RunSummary:
+    """Evaluate the saved adapter against the baselines, decide, write the reports and summary.
+    `stages`: the seconds of the stages so far (timing.stage names), which this adds to."""
     from tunewright.evaluate import evaluate_baselines, evaluate_finetuned, score_run
     from tunewright.report import write_reports
 
     baselines = [*config.eval.candidates, *(endpoint.name for endpoint in config.eval.endpoints)]
-    if not all(run.predictions(name).exists() for name in baselines):
-        with _timed(timings, "baselines"):
-            evaluate_baselines(config, run, show_progress)
-    announce("evaluating the fine-tuned adapter on the test split")
-    with _timed(timings, "evaluation"):
-        evaluate_finetuned(config, run, show_progress)
-        result = score_run(config, run)
-    summary = build_summary(config, run, result.to_json())
-    with _timed(timings, "report"):
-        write_reports(run, summary)  # the report shows no timings: they are complete only after it
-    summary = replace(summary, timings={**timings, "total_seconds": time.perf_counter() - started})
+    with recording(stages):
+        if not all(run.predictions(name).exists() for name in baselines):
+            with stage("baselines"):
+                evaluate_baselines(config, run, show_progress)
+        announce("evaluating the fine-tuned adapter on the test split")
+        with stage("evaluation"):
+            evaluate_finetuned(config, run, show_progress)
+            with stage("scoring"):
+                result = score_run(config, run)
+        # The report's timing table has every stage but the report itself, which is still being written.
+        summary = replace(build_summary(config, run, result.to_json()),
+                          timings=Timings(dict(stages), time.perf_counter() - started))
+        with stage("report"):
+            write_reports(run, summary)
+    summary = replace(summary, timings=Timings(dict(stages), time.perf_counter() - started))
     write_json(run.summary, summary.to_json())
     return summary
 
@@ -178,17 +185,3 @@ def build_summary(config: Config, run: RunPaths, evaluation: dict[str, Any]) -> 
 
 def _relative(path: Path, root: Path) -> str:
     return str(path.relative_to(root))
-
-
-class _timed:
-    """Adds the block's wall time to `timings[name]`."""
-
-    def __init__(self, timings: dict[str, float], name: str) -> None:
-        self.timings, self.name = timings, name
-
-    def __enter__(self) -> None:
-        self.started = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        self.timings[self.name] = self.timings.get(self.name, 0.0) + time.perf_counter() - self.started
-

@@ -63,6 +63,25 @@ class EvalSummary:
 
 
 @dataclass(frozen=True)
+class Timings:
+    """Wall-clock seconds of every stage and its parts ("baselines/zero_shot"), in the order they ran
+    (timing.py), and the whole run's. In the file each top-level stage is also a key of its own."""
+
+    stages: dict[str, float] = field(default_factory=dict)
+    total_seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        top = {name: seconds for name, seconds in self.stages.items() if "/" not in name}
+        return {**top, "total_seconds": self.total_seconds, "stages": dict(self.stages)}
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> Timings:
+        """A summary written before stages were recorded has only the top-level keys."""
+        stages = payload.get("stages") or {k: v for k, v in payload.items() if k != "total_seconds"}
+        return cls(dict(stages), float(payload.get("total_seconds", 0.0)))
+
+
+@dataclass(frozen=True)
 class RunSummary:
     decision: str
     decision_reasons: list[str]
@@ -73,11 +92,12 @@ class RunSummary:
     training: TrainingResult
     evaluation: EvalSummary  # "eval" in the file
     artifacts: dict[str, str]  # name -> path relative to the run directory
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage and total_seconds
+    timings: Timings = field(default_factory=Timings)
 
     def to_json(self) -> dict[str, Any]:
         payload = asdict(self)
         payload["eval"] = payload.pop("evaluation")
+        payload["timings"] = self.timings.to_json()
         return payload
 
     @classmethod
@@ -85,6 +105,7 @@ class RunSummary:
         values = _known(cls, {**payload, "evaluation": payload.get("eval", {})})
         values["training"] = TrainingResult.from_json(values["training"])
         values["evaluation"] = EvalSummary.from_json(values["evaluation"])
+        values["timings"] = Timings.from_json(values.get("timings") or {})
         return cls(**values)
 
     @classmethod

@@ -32,6 +32,7 @@ class KeepModel(TrainerCallback):
         self.before = {name: p.detach().clone() for name, p in model.named_parameters()}
 
 
+@pytest.mark.lowest
 @pytest.mark.precision
 @pytest.mark.parametrize("method", sorted(SFT_METHODS))
 def test_method_trains_changes_only_trainable_weights_and_reloads(method: str, make_project: Any,

@@ -50,6 +50,7 @@ def client(url: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
 
 
+@pytest.mark.lowest
 def test_chat_json_and_stream_match_the_adapter_run_locally(served: tuple[str, Engine, FeedbackStore, Path],
                                                              tiny_model_dir: Path) -> None:
     url, engine, store, _ = served

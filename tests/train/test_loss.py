@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from tunewright.chat import encode_example
@@ -33,6 +34,7 @@ def _grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return grads
 
 
+@pytest.mark.lowest
 def test_loss_and_gradients_equal_the_plain_forward(tiny_model_dir: Path) -> None:
     torch.manual_seed(0)
     model = prepare_model(load_model(tiny_model_dir), MethodConfig())
@@ -65,6 +67,7 @@ def test_shared_prefix_stops_before_the_first_label_and_at_padding() -> None:
     assert _shared_prefix_length(input_ids[:1], mask[:1], none[:1]) == 0
 
 
+@pytest.mark.lowest
 def test_weights_shift_the_loss_towards_weighted_tokens(tiny_model_dir: Path) -> None:
     torch.manual_seed(0)
     model = load_model(tiny_model_dir)

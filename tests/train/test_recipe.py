@@ -119,17 +119,6 @@ def test_tensorboard_events_precision_and_loss_plot(tiny_project: Path, tmp_path
     assert run.loss_plot.read_bytes().startswith(b"\x89PNG")
 
 
-def test_auto_precision_is_bf16_only_where_bf16_is_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tunewright.train.precision as precision
-
-    monkeypatch.setattr(precision, "fast_bf16_available", lambda: False)
-    assert precision.resolve_precision("auto").name == "fp32"
-    monkeypatch.setattr(precision, "fast_bf16_available", lambda: True)
-    chosen = precision.resolve_precision("auto")
-    assert chosen.name == "bf16" and "fast bf16" in chosen.reason
-    assert precision.resolve_precision("fp32").name == "fp32"
-
-
 def test_training_records_its_precision_and_why(tiny_project: Path, tmp_path: Path) -> None:
     config = load_config(tiny_project, ["training.max_steps=2", "training.eval_every=2", "training.precision=fp32"])
     run = RunPaths(tmp_path / "run")

@@ -59,7 +59,7 @@ def print_summary(run_paths: RunPaths, summary: RunSummary) -> None:
     training = summary.training
     console.print(f"training: {training.steps} steps, best val loss {_loss(training.best_val_loss)}, "
                   f"{training.train_tokens_per_second:.0f} tokens/s; total "
-                  f"{summary.timings.get('total_seconds', 0.0):.0f} s")
+                  f"{summary.timings.total_seconds:.0f} s")
     console.print(f"report: {run_paths.report_html}")
     if summary.decision != "go":
         raise typer.Exit(EXIT_NO_GO)

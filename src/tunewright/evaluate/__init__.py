@@ -5,7 +5,9 @@ with paired bootstrap intervals, probed and judged by the gate in the config (ev
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from tunewright.chat import stop_token_ids
@@ -20,12 +22,14 @@ from tunewright.evaluate.generate import Chat, generate_replies
 from tunewright.evaluate.label_answers import LabelScorer, label_scoring_format, prepare_scorer, scored_answers
 from tunewright.evaluate.metrics import grade_rubric
 from tunewright.evaluate.probes import counterfactual_examples, fairness, general_probes
+from tunewright.evaluate.reply_cache import cached_replies, reply_key
 from tunewright.evaluate.scoring import EvalResult, score_run
 from tunewright.grammar import ProcessorFactory, schema_processor_factory
 from tunewright.modeling import load_model, load_tokenizer, resolve_base_model
 from tunewright.progress import progress_bar
 from tunewright.records import Example, Prediction, extract_label
 from tunewright.runs import RunPaths, write_json, write_jsonl
+from tunewright.timing import stage
 
 __all__ = ["EvalResult", "evaluate_baselines", "evaluate_finetuned", "label_constraint", "score_run"]
 
@@ -36,61 +40,100 @@ def evaluate_baselines(config: Config, run: RunPaths, show_progress: bool = True
     """Generate every baseline's answers on the test split (base model, no training; endpoints)."""
     test, train = test_examples(config, run), run.load_split("train")
     model_dir = resolve_base_model(config.model.base)
-    tokenizer, model = load_tokenizer(model_dir), load_model(model_dir)
-    model.eval()
+    tokenizer = load_tokenizer(model_dir)
+    base = _LazyModel(model_dir)  # loaded on the first reply not found in the reply cache
     constraint = label_constraint(config, tokenizer, train)
+    reused: list[str] = []
     for name in config.eval.candidates:
         if name in EMBEDDING_BASELINES:  # classifiers write their own predictions, with confidences
             if config.task.labels:  # a classifier needs labels; free-form tasks skip these baselines
-                _write_embedding_predictions(config, run, name, test, train)
+                with stage(name):
+                    _write_embedding_predictions(config, run, name, test, train)
             continue
         def generate(chats: list[Chat], name: str = name) -> list[str]:
-            return _generate(config, model, tokenizer, chats, name, show_progress, constraint)
+            key = reply_key(model_dir, tokenizer, chats, config.eval.max_new_tokens, config.eval.batch_size,
+                            constraint)
+            replies, hit = cached_replies(
+                key, lambda: _generate(config, base.get(), tokenizer, chats, name, show_progress, constraint))
+            if hit:
+                reused.append(name)
+            return replies
 
-        replies = BASELINES[name](BaselineInputs(config, run, test, train, generate))
-        _write_predictions(config, run, name, test, replies)
+        with stage(name):
+            replies = BASELINES[name](BaselineInputs(config, run, test, train, generate))
+            _write_predictions(config, run, name, test, replies)
     for endpoint in config.eval.endpoints:
         key = api_key(endpoint.api_key_env)
-        replies = [chat_completion(endpoint.base_url, endpoint.model, key, chat, config.eval.max_new_tokens)
-                   for chat in zero_shot_chats(test, config.task.system_prompt)]
-        _write_predictions(config, run, endpoint.name, test, replies)
+        with stage(endpoint.name):
+            replies = [chat_completion(endpoint.base_url, endpoint.model, key, chat, config.eval.max_new_tokens)
+                       for chat in zero_shot_chats(test, config.task.system_prompt)]
+            _write_predictions(config, run, endpoint.name, test, replies)
     if config.eval.probes.forgetting:
-        write_json(run.eval_dir / "probe_general_base.json", _general_answers(config, model, tokenizer))
+        with stage("forgetting_probe"):
+            chats = _general_chats()
+            key = reply_key(model_dir, tokenizer, chats, PROBE_TOKENS, config.eval.batch_size, None)
+            answers, hit = cached_replies(key, lambda: _general_answers(config, base.get(), tokenizer))
+            if hit:
+                reused.append("forgetting_probe")
+            write_json(run.eval_dir / "probe_general_base.json", answers)
+    # Which baselines' replies were read from the reply cache instead of decoded (reply_cache.py).
+    write_json(run.eval_dir / "reused_replies.json", reused)
+    if reused and show_progress:
+        print(f"reused the base model's cached replies for: {', '.join(reused)}", file=sys.stderr)
+
+
+class _LazyModel:
+    def __init__(self, model_dir: Path) -> None:
+        self.model_dir = model_dir
+        self.model: Any = None
+
+    def get(self) -> Any:
+        if self.model is None:
+            with stage("load_model"):
+                self.model = load_model(self.model_dir)
+                self.model.eval()
+        return self.model
 
 
 def evaluate_finetuned(config: Config, run: RunPaths, show_progress: bool = True) -> None:
     """Generate the fine-tuned model's answers on the test split, and its probe answers."""
     test, train = test_examples(config, run), run.load_split("train")
-    model, tokenizer = _load_finetuned(config, run)
+    with stage("load_model"):
+        model, tokenizer = _load_finetuned(config, run)
     fmt = label_scoring_format(config, train)
     if fmt is not None:
-        scorer = prepare_scorer(config, model, tokenizer, train, run.load_split("val"), fmt)
+        with stage("ensemble_weights"):
+            scorer = prepare_scorer(config, model, tokenizer, train, run.load_split("val"), fmt)
         write_json(run.eval_dir / "label_ensemble.json", {"weights": list(scorer.weights)})
-        replies = _scored(run, scorer, test, FINETUNED, show_progress)
+        with stage("test_answers"):
+            replies = _scored(run, scorer, test, FINETUNED, show_progress)
     else:
         constraint = label_constraint(config, tokenizer, train)
         chats = zero_shot_chats(test, config.task.system_prompt)
         narrowed = narrowed_constraints(config, tokenizer, test, train)
-        replies = _generate(config, model, tokenizer, chats, FINETUNED, show_progress, constraint, narrowed)
-        _write_predictions(config, run, FINETUNED, test, replies)
+        with stage("test_answers"):
+            replies = _generate(config, model, tokenizer, chats, FINETUNED, show_progress, constraint, narrowed)
+            _write_predictions(config, run, FINETUNED, test, replies)
     probes = config.eval.probes
     if probes.forgetting:
-        write_json(run.eval_dir / "probe_general_finetuned.json", _general_answers(config, model, tokenizer))
+        with stage("forgetting_probe"):
+            write_json(run.eval_dir / "probe_general_finetuned.json", _general_answers(config, model, tokenizer))
     if probes.fairness and config.task.labels:
-        pairs = counterfactual_examples(test, probes.max_rows)
-        by_id = {example.id: reply for example, reply in zip(test, replies, strict=True)}
-        changed = [b for _, b in pairs]
-        # Swapped inputs go through exactly what a real input goes through (retrieval shortlist included).
-        if fmt is not None:
-            swapped = [answer.reply for answer in scored_answers(scorer, changed)]
-        else:
-            swapped = _generate(config, model, tokenizer, zero_shot_chats(changed, config.task.system_prompt),
-                                "fairness probe", show_progress, constraint,
-                                narrowed_constraints(config, tokenizer, changed, train))
-        regex = config.task.label_regex
-        result = fairness(pairs, [extract_label(by_id[a.id], regex) for a, _ in pairs],
-                          [extract_label(reply, regex) for reply in swapped], swapped)
-        write_json(run.eval_dir / "probe_fairness.json", result)
+        with stage("fairness_probe"):
+            pairs = counterfactual_examples(test, probes.max_rows)
+            by_id = {example.id: reply for example, reply in zip(test, replies, strict=True)}
+            changed = [b for _, b in pairs]
+            # Swapped inputs go through exactly what a real input goes through (retrieval shortlist included).
+            if fmt is not None:
+                swapped = [answer.reply for answer in scored_answers(scorer, changed)]
+            else:
+                swapped = _generate(config, model, tokenizer, zero_shot_chats(changed, config.task.system_prompt),
+                                    "fairness probe", show_progress, constraint,
+                                    narrowed_constraints(config, tokenizer, changed, train))
+            regex = config.task.label_regex
+            result = fairness(pairs, [extract_label(by_id[a.id], regex) for a, _ in pairs],
+                              [extract_label(reply, regex) for reply in swapped], swapped)
+            write_json(run.eval_dir / "probe_fairness.json", result)
 
 
 def label_constraint(config: Config, tokenizer: Any, train: list[Example]) -> LabelTrie | None:
@@ -156,10 +199,13 @@ def _load_finetuned(config: Config, run: RunPaths) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def _general_chats() -> list[Chat]:
+    """The shipped general-ability probes, asked plainly (no task system prompt)."""
+    return [[{"role": "user", "content": probe.prompt}] for probe in general_probes()]
+
+
 def _general_answers(config: Config, model: Any, tokenizer: Any) -> list[str]:
-    """Answers to the shipped general-ability probes, asked plainly (no task system prompt)."""
-    chats = [[{"role": "user", "content": probe.prompt}] for probe in general_probes()]
-    replies = generate_replies(model, tokenizer, chats, PROBE_TOKENS, config.eval.batch_size)
+    replies = generate_replies(model, tokenizer, _general_chats(), PROBE_TOKENS, config.eval.batch_size)
     return [reply.text for reply in replies]
 
 

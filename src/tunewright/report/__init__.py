@@ -19,6 +19,7 @@ from tunewright.report.sections import (
     intervals_section,
     probe_sections,
     round_comparison,
+    timing_section,
 )
 from tunewright.report.view import Section, build_view
 from tunewright.run_summary import EvalSummary, RunSummary
@@ -45,6 +46,8 @@ def write_reports(run: RunPaths, summary: RunSummary, other: tuple[str, RunSumma
     sections += [item for item in (intervals, confusion, fields, calibrated) if item is not None]
     sections += probe_sections(evaluation.probes)
     sections.append(usage_section(run, summary))
+    if (timed := timing_section(summary.timings.stages)) is not None:
+        sections.append(timed)
     human = human_section(evaluation.human_review)
     if human is not None:
         sections.insert(0, human)

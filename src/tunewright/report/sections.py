@@ -139,3 +139,18 @@ def calibration_section(calibration: dict[str, Any]) -> Section | None:
                         [[f"{c['threshold']:.3f}", percent(c["coverage"]), percent(c["accuracy"])]
                          for c in found["coverage"]]))
     return Section("Confidence and calibration", [note], tables)
+
+
+def timing_section(stages: dict[str, float]) -> Section | None:
+    """Where the run's seconds went, stage by stage (summary.json's timings.stages)."""
+    from tunewright.timing import timing_rows
+
+    if not stages:
+        return None
+    rows = [[("  " * name.count("/")) + name.rpartition("/")[2], f"{seconds:,.1f}",
+             percent(share) if share is not None else MISSING]
+            for name, seconds, share in timing_rows(stages)]
+    note = ("Wall-clock seconds of each stage and of its parts (indented), with each part's share of the "
+            "stage above it; the report's own writing is not included. The whole table is in summary.json "
+            "(timings.stages).")
+    return Section("Where the time went", [note], [Table(["stage", "seconds", "share"], rows)], folded=True)

@@ -23,10 +23,12 @@ from tunewright.modeling import CausalLM, load_tokenizer, resolve_base_model
 from tunewright.records import Example
 from tunewright.run_summary import TrainingResult
 from tunewright.runs import RunPaths, write_json
+from tunewright.timing import stage
 from tunewright.train.artifact import save_artifact
 from tunewright.train.batches import PackCollator, PadCollator, Row
 from tunewright.train.checkpoint_manifest import disk_full_as_error
-from tunewright.train.precision import Precision, resolve_precision
+from tunewright.train.loss import batch_loss
+from tunewright.train.precision import Precision, probe_key, resolve_precision, training_step
 from tunewright.train.trainer import PrefixSharingTrainer
 from tunewright.train.watch import TrainingWatch
 
@@ -47,11 +49,14 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True, resume:
     train_rows, val_rows = encode_splits(config, tokenizer, run)
     method = METHODS[config.method.name]
     check_packing(config, method)
-    precision = resolve_precision(config.training.precision)
+    set_seed(config.training.seed)  # adapter initialisation is part of the run's seeded state
+    with stage("load_model"):
+        model = method.prepare(load_base(model_dir, method), config.method)
+    with stage("precision_probe"):
+        precision = choose_precision(config, model_dir, model, collator_for(config, tokenizer)(
+            train_rows[: config.training.batch_size]), method)
     if show_progress:
         print(f"precision: {precision.name} ({precision.reason})", file=sys.stderr)
-    set_seed(config.training.seed)  # adapter initialisation is part of the run's seeded state
-    model = method.prepare(load_base(model_dir, method), config.method)
 
     watch = TrainingWatch.start(config, run, resume, show_progress, callbacks)
     trainer = PrefixSharingTrainer(
@@ -64,7 +69,8 @@ def train_run(config: Config, run: RunPaths, show_progress: bool = True, resume:
         share_prefix=method.shares_prefix,
     )
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and the progress bar
-    watch.train(trainer, run)
+    with stage("steps"):
+        watch.train(trainer, run)
     tuned: CausalLM = trainer.model
     watch.best.restore_best(tuned)
 
@@ -77,7 +83,7 @@ def save_trained(config: Config, run: RunPaths, trainer: Any, watch: TrainingWat
     training_result.json."""
     result = training_result(config, trainer, watch, tuned, precision, time.perf_counter() - started)
     if trainer.is_world_process_zero():
-        with disk_full_as_error(run.root):
+        with disk_full_as_error(run.root), stage("save"):
             save_artifact(config, run, tuned, tokenizer, watch.best.best_loss)
         write_json(run.training_result, result.to_json())
     return result
@@ -100,6 +106,17 @@ def encode_split(config: Config, tokenizer: Any, examples: list[Example]) -> lis
         rows.append({"input_ids": encoded.input_ids, "labels": encoded.labels,
                      "label_span": list(encoded.label_span or ())})
     return rows
+
+
+def choose_precision(config: Config, model_dir: Path, model: CausalLM, batch: dict[str, torch.Tensor],
+                     method: Method) -> Precision:
+    """training.precision, with 'auto' measured on `model` and a real training batch (precision.py).
+    Under several processes each would measure on its own and they could disagree, so there 'auto'
+    is not measured (fp32; set the precision explicitly)."""
+    if config.training.precision != "auto" or _world_size() > 1:
+        return resolve_precision(config.training.precision)
+    step = training_step(model, batch, lambda m, inputs: batch_loss(m, inputs, method.shares_prefix))
+    return resolve_precision("auto", probe_key(model_dir, config.method.name, batch), step)
 
 
 def check_packing(config: Config, method: Method) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from transformers import Trainer
 
+from tunewright.timing import stage
 from tunewright.train.batches import LengthGroupedOrder
 from tunewright.train.loss import batch_loss, shifted_weights, targets_of
 
@@ -28,6 +29,10 @@ class PrefixSharingTrainer(Trainer):
         return LengthGroupedOrder([len(row["input_ids"]) for row in dataset],
                                   args.train_batch_size * args.gradient_accumulation_steps * args.world_size,
                                   args.data_seed if args.data_seed is not None else args.seed)
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        with stage("validation"):  # the validation passes' share of the training time
+            return super().evaluate(*args, **kwargs)
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
