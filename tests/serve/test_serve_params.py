@@ -125,7 +125,7 @@ def test_what_clients_send_as_a_matter_of_course(served: tuple[openai.OpenAI, st
 @pytest.mark.parametrize(("params", "param"), [
     ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
     ({"tool_choice": "auto"}, "tool_choice"),
-    ({"response_format": {"type": "json_object"}}, "response_format"),
+    ({"response_format": {"type": "xml"}}, "response_format.type"),  # json_object / json_schema are served
     ({"audio": {"voice": "alloy", "format": "wav"}}, "audio"),
     ({"messages": [{"role": "tool", "content": "42", "tool_call_id": "x"}]}, "messages[0].role"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}]},
