@@ -73,4 +73,4 @@ def test_the_gate_needs_enough_rows_and_the_win_rate(tmp_path: Path, graded: int
     result = decide(gate, {FINETUNED: _metrics(0.9), "few_shot": _metrics(0.8)}, [],
                     summarise(tmp_path, "few_shot"))
     assert result.decision == decision
-    assert result.reasons[-1].startswith("human win rate vs few_shot")
+    assert result.reasons[-1].startswith("human win rate vs few-shot")

@@ -77,7 +77,8 @@ class Timings:
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> Timings:
         """A summary written before stages were recorded has only the top-level keys."""
-        stages = payload.get("stages") or {k: v for k, v in payload.items() if k != "total_seconds"}
+        stages = payload["stages"] if "stages" in payload else {
+            key: value for key, value in payload.items() if key != "total_seconds"}
         return cls(dict(stages), float(payload.get("total_seconds", 0.0)))
 
 

@@ -76,7 +76,7 @@ class ChatCompletionRequest(Request):
     logprobs: bool = Field(False, strict=True, description="Return each token's log probability.")
     top_logprobs: int | None = Field(None, ge=0, le=20, strict=True,
                                      description="With logprobs: the likeliest alternatives at each token.")
-    response_format: dict[str, Any] | None = Field(None, description='{"type": "text"}, {"type": "json_object"} or '
+    response_format: Any = Field(None, description='{"type": "text"}, {"type": "json_object"} or '
                                                    '{"type": "json_schema", "json_schema": {"name", "schema"}}: '
                                                    'the answer decodes under that grammar.')
 

@@ -41,9 +41,10 @@ def save_artifact(config: Config, run: RunPaths, model: CausalLM, tokenizer: Any
 def _label_facts(config: Config, run: RunPaths) -> dict[str, Any]:
     """The label set and where the label sits in the training answers, for serving to constrain a
     labelled task's answers as evaluation does; nothing when the task has no labels or the answers
-    disagree on the format (or constrain_labels is off)."""
+    disagree on the format (or constrain_labels is off), and for preference runs (their splits hold pairs)."""
     task = config.task
-    if not (config.eval.constrain_labels and task.labels and task.label_regex):
+    if METHODS[config.method.name].facts.preference or not (
+            config.eval.constrain_labels and task.labels and task.label_regex):
         return {}
     fmt = label_format([example.reference for example in run.load_split("train")], task.label_regex)
     return {} if fmt is None else {"labels": tuple(task.labels), "label_format": fmt.to_json()}
