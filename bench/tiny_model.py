@@ -1,6 +1,6 @@
 """A tiny random Llama (hidden 16, 2 layers) with a BPE tokenizer trained on the fintech example, saved
 as a model directory: what `bench/gpu_check.sh --dry-run` runs every step on, so the script is
-exercised on CPU in seconds (the same construction as the tests' fixture).
+exercised on CPU in seconds; the tests' `tiny_model_dir` fixture is this model too.
 
     .venv/bin/python bench/tiny_model.py OUT_DIR
 """

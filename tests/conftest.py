@@ -30,10 +30,6 @@ TEST_PRECISION = os.environ.get("TUNEWRIGHT_TEST_PRECISION", "fp32")
 TOLERANCE = {"fp32": 1e-4, "bf16": 3e-2}[TEST_PRECISION]
 EXAMPLE = REPO / "examples" / "fintech-support"
 SCREENSHOTS = REPO / "tests" / "ui" / "screenshots"  # browser tests save them here (CI keeps them)
-CHATML = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
-    "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 
 
 def example_rows(limit: int | None = None) -> list[dict[str, str]]:
@@ -43,28 +39,15 @@ def example_rows(limit: int | None = None) -> list[dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    """The tiny random Llama of bench/tiny_model.py (which `bench/gpu_check.sh --dry-run` runs on too)."""
+    import importlib.util
 
+    spec = importlib.util.spec_from_file_location("tiny_model", REPO / "bench" / "tiny_model.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     target = tmp_path_factory.mktemp("tiny-llama")
-    texts = [row[key] for row in example_rows() for key in ("instruction", "input", "output")]
-    backend = Tokenizer(models.BPE(unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    specials = ["<unk>", "<|im_start|>", "<|im_end|>"]
-    backend.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=600, special_tokens=specials,
-                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", eos_token="<|im_end|>",
-                                        pad_token="<|im_end|>", additional_special_tokens=["<|im_start|>"])
-    tokenizer.chat_template = CHATML
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=None, tie_word_embeddings=True)
-    LlamaForCausalLM(config).save_pretrained(target)
-    tokenizer.save_pretrained(target)
+    module.build(target)
     return target
 
 
