@@ -43,11 +43,7 @@ def prepare_run(config: Config, run: RunPaths, announce: Announce) -> CheckRepor
     splits = build_splits(report.examples, config.data.split, report.clusters)
     if config.data.test_path is not None:
         splits = _with_fixed_test(config, tokenizer, splits)
-    for name, rows in splits.by_name().items():
-        if not rows:
-            raise DataError(f"{config.data.path}: the {name} split is empty; add examples")
-        write_jsonl(run.split_file(name), [example.to_json() for example in rows])
-    write_json(run.split_manifest, splits.manifest(config.data.split.seed, config.data.split))
+    _write_splits(config, run, splits, "examples")
     announce(f"{len(report.examples)} examples: train {len(splits.train)}, val {len(splits.val)}, "
              f"test {len(splits.test)}; {len(report.warnings)} warning(s)")
     return report
@@ -67,14 +63,20 @@ def check_data_fits_method(config: Config, report: CheckReport) -> None:
 def _write_preference_splits(config: Config, run: RunPaths, report: CheckReport, announce: Announce) -> CheckReport:
     """Preference rows split by prompt (every pair of one prompt in one split)."""
     splits = split_preferences(report.preferences, config.data.split)
-    for name, rows in splits.by_name().items():
-        if not rows:
-            raise DataError(f"{config.data.path}: the {name} split is empty; add preference rows")
-        write_jsonl(run.split_file(name), [row.to_json() for row in rows])
-    write_json(run.split_manifest, splits.manifest(config.data.split.seed, config.data.split))
+    _write_splits(config, run, splits, "preference rows")
     announce(f"{len(report.preferences)} preference rows: train {len(splits.train)}, val {len(splits.val)}, "
              f"test {len(splits.test)}; {len(report.warnings)} warning(s)")
     return report
+
+
+def _write_splits(config: Config, run: RunPaths, splits: Any, rows_are: str) -> None:
+    """Each split's rows (examples or preference rows, anything with to_json) and the manifest; an empty
+    split stops the run."""
+    for name, rows in splits.by_name().items():
+        if not rows:
+            raise DataError(f"{config.data.path}: the {name} split is empty; add {rows_are}")
+        write_jsonl(run.split_file(name), [row.to_json() for row in rows])
+    write_json(run.split_manifest, splits.manifest(config.data.split.seed, config.data.split))
 
 
 def _with_fixed_test(config: Config, tokenizer: Any, splits: Splits) -> Splits:

@@ -87,7 +87,6 @@ def data_split(
     """Deterministic, label-stratified, group- and near-duplicate-aware split (default 80/10/10)."""
     from tunewright.data.formats import read_examples
     from tunewright.data.split import build_splits
-    from tunewright.runs import atomic_dir, write_json, write_jsonl
 
     loaded = load_config(config, overrides) if config is not None else None
     task, fractions = (loaded.task, loaded.data.split) if loaded else (_no_task(), SplitConfig())
@@ -97,10 +96,7 @@ def data_split(
     if not examples:
         raise DataError(f"{file}: no readable examples; run `tunewright data check {file}`")
     splits = build_splits(examples, fractions)
-    with atomic_dir(out) as target:
-        for name, rows in splits.by_name().items():
-            write_jsonl(target / f"{name}.jsonl", [example.to_json() for example in rows])
-        write_json(target / "manifest.json", splits.manifest(fractions.seed, fractions))
+    _write_split_dir(out, splits, fractions)
     table = Table(title=f"{file.name}: {len(examples)} rows in {splits.units} units")
     labels = sorted({e.label or "(none)" for e in examples})
     for column in ("split", "rows", *labels):
@@ -119,7 +115,6 @@ def _split_preference_file(file: Path, out: Path, fractions: SplitConfig) -> boo
     from tunewright.data.preferences import is_preference_row, rows_to_preferences
     from tunewright.data.readers import read_rows
     from tunewright.data.split import split_preferences
-    from tunewright.runs import atomic_dir, write_json, write_jsonl
 
     rows, _ = read_rows(file)
     if not rows or not is_preference_row(rows[0].value):
@@ -128,10 +123,7 @@ def _split_preference_file(file: Path, out: Path, fractions: SplitConfig) -> boo
     if not preferences:
         raise DataError(f"{file}: no readable preference rows; run `tunewright data check {file}`")
     splits = split_preferences(preferences, fractions)
-    with atomic_dir(out) as target:
-        for name, part in splits.by_name().items():
-            write_jsonl(target / f"{name}.jsonl", [p.to_json() for p in part])
-        write_json(target / "manifest.json", splits.manifest(fractions.seed, fractions))
+    _write_split_dir(out, splits, fractions)
     counts = ", ".join(f"{name} {len(part)}" for name, part in splits.by_name().items())
     console.print(f"{file.name}: {len(preferences)} preference rows: {counts}; wrote {out}", markup=False,
                   highlight=False)
@@ -216,3 +208,13 @@ def _task_and_tokenizer(loaded: Config | None, default_model: bool = False
 
 def _no_task() -> TaskConfig:
     return TaskConfig(name="unnamed", system_prompt="")
+
+
+def _write_split_dir(out: Path, splits: Any, fractions: SplitConfig) -> None:
+    """train/val/test.jsonl and manifest.json in `out`, all or nothing."""
+    from tunewright.runs import atomic_dir, write_json, write_jsonl
+
+    with atomic_dir(out) as target:
+        for name, rows in splits.by_name().items():
+            write_jsonl(target / f"{name}.jsonl", [row.to_json() for row in rows])
+        write_json(target / "manifest.json", splits.manifest(fractions.seed, fractions))
