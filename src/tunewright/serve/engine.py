@@ -120,7 +120,7 @@ class Engine:
                 return self._generate_all(solo.model, rows, on_token)
             return decode_rows(solo.model, rows, self.pad_id, on_token, per_row_adapters=False)
         if mixed and solo is None and more is not None:
-            return self._run_joining(rows, loaded, on_token, more)
+            return self._run_joining(rows, on_token, more)
         lora_model = self.pool.lora_model
         if not loaded:
             if lora_model is None:
@@ -136,8 +136,7 @@ class Engine:
         lora_model.set_adapter(rows[0].adapter)
         return decode_rows(lora_model, rows, self.pad_id, on_token, per_row_adapters=False)
 
-    def _run_joining(self, rows: list[Row], loaded: dict[str, LoadedAdapter], on_token: TokenCallback,
-                     more: Callable[[bool], list[Prompt]]) -> None:
+    def _run_joining(self, rows: list[Row], on_token: TokenCallback, more: Callable[[bool], list[Prompt]]) -> None:
         """A mixed batch that new prompts join between steps. LoRA prompts may join only once the
         shared LoRA model exists (loading the first adapter wraps the base model in place)."""
         model = self.pool.lora_model or self.pool.base
