@@ -22,7 +22,7 @@ from sklearn.linear_model import LogisticRegression
 
 from tunewright.config import load_config
 from tunewright.evaluate.embedding_baselines import CLASSIFIER_C, embed, embedding_answers
-from tunewright.evaluate.retrieval import packaged_embedder
+from tunewright.retrieval import packaged_embedder
 from tunewright.runs import RunPaths
 
 

@@ -17,7 +17,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from tunewright.evaluate.embedding_baselines import embedding_answers
-from tunewright.evaluate.retrieval import input_text, minilm_dir
+from tunewright.retrieval import input_text, minilm_dir
 from tunewright.records import Example
 from tunewright.runs import RunPaths
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from tunewright.evaluate.retrieval import Embedder
+from tunewright.retrieval import Embedder
 
 HERE = Path(__file__).resolve().parent
 

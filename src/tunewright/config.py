@@ -82,6 +82,11 @@ class TaskConfig(Section):
         None, description="Regex with a named group 'label' that extracts the label from an output."
     )
     rubric: list[RubricCriterion] = Field(default_factory=list, description="Rubric criteria for replies.")
+    neighbours: int = Field(
+        0, ge=0, le=20, description="Labelled tasks: each prompt shows the k training examples whose input is most "
+        "similar (packaged MiniLM), with their labels, before the input: in training (never the row itself or its "
+        "near-duplicates), evaluation and serving. 0: off.",
+    )
     abstain_below: float | None = Field(
         None, gt=0, lt=1, description="With label scoring: when the fine-tuned model's probability of its label is "
         "below this, it answers task.escalation_reply instead of guessing (e.g. 0.5).",
@@ -124,6 +129,8 @@ class TaskConfig(Section):
     def _labels_need_regex(self) -> TaskConfig:
         if self.labels and self.label_regex is None:
             raise ValueError("task.labels is set, so task.label_regex is needed to find labels in outputs")
+        if self.neighbours and not self.labels:
+            raise ValueError("task.neighbours shows retrieved examples with their labels: set task.labels, or 0")
         return self
 
 

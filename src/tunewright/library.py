@@ -18,14 +18,14 @@ from typing import Any
 
 from tunewright.errors import ModelError
 from tunewright.run_summary import RunSummary
-from tunewright.runs import ADAPTER_MANIFEST, AdapterManifest, atomic_dir, read_json, write_json
+from tunewright.runs import ADAPTER_MANIFEST, NEIGHBOUR_POOL, AdapterManifest, atomic_dir, read_json, write_json
 
 ADAPTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 WEIGHTS = "adapter_model.safetensors"
 PICKLED = ("adapter_model.bin", "adapter_model.pt", "adapter_model.pth")
 # Only these files are copied into the library: weights, configs, tokenizer and chat template.
 COPIED = (WEIGHTS, "adapter_config.json", ADAPTER_MANIFEST, "tokenizer.json", "tokenizer_config.json",
-          "special_tokens_map.json", "chat_template.jinja", "generation_config.json")
+          "special_tokens_map.json", "chat_template.jinja", "generation_config.json", NEIGHBOUR_POOL)
 # Config keys that differ between saves of the same weights (library versions, load-time choices).
 VOLATILE_CONFIG_KEYS = {"transformers_version", "_name_or_path", "dtype", "torch_dtype", "use_cache"}
 FINGERPRINT_SAMPLE_BYTES = 1 << 20
@@ -56,6 +56,7 @@ class AdapterEntry:
     weights_stamp: tuple[int, int] = (0, 0)  # (mtime_ns, size) of the weights: a replaced file differs
     labels: tuple[str, ...] = ()  # a labelled task's label set; served chat answers are constrained to it
     label_format: dict[str, Any] | None = None  # where the label sits in an answer (LabelFormat.to_json())
+    neighbours: int = 0  # prompts show this many training examples retrieved from NEIGHBOUR_POOL
 
     @property
     def mixable(self) -> bool:
@@ -111,6 +112,9 @@ def read_adapter_dir(path: Path, name: str) -> AdapterEntry:
         raise ModelError(f"{path}: no adapter_config.json; not a PEFT adapter directory")
     peft_config: dict[str, Any] = read_json(path / "adapter_config.json")
     manifest = AdapterManifest.read(path)
+    if manifest.neighbours and not (path / NEIGHBOUR_POOL).is_file():
+        raise ModelError(f"{path}: trained with task.neighbours={manifest.neighbours} but {NEIGHBOUR_POOL} (the "
+                         "examples its prompts retrieve) is missing; copy the whole adapter directory")
     peft_type = str(peft_config.get("peft_type", "")).upper()
     targets = peft_config.get("target_modules") or ()
     weights = (path / WEIGHTS).stat()
@@ -129,7 +133,7 @@ def read_adapter_dir(path: Path, name: str) -> AdapterEntry:
         extra_modules=tuple(peft_config.get("modules_to_save") or ()),
         eval_summary=dict(manifest.eval_summary),
         weights_stamp=(weights.st_mtime_ns, weights.st_size),
-        labels=manifest.labels, label_format=manifest.label_format,
+        labels=manifest.labels, label_format=manifest.label_format, neighbours=manifest.neighbours,
     )
 
 

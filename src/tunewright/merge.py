@@ -111,6 +111,10 @@ def mergeable_adapter(run: RunPaths) -> AdapterEntry:
     if adapter.peft_type in PROMPT_LEARNING:
         raise ModelError(f"{run.adapter}: {adapter.method} learns virtual tokens, not weight changes, so there "
                          "is nothing to merge; serve the adapter as it is with `tunewright serve`")
+    if adapter.neighbours:
+        raise ModelError(f"{run.adapter}: its prompts show {adapter.neighbours} retrieved training examples "
+                         "(task.neighbours), which only `tunewright serve` builds; a merged model would be asked "
+                         "without them. Serve the adapter, or train with task.neighbours: 0 to merge")
     if adapter.peft_type not in MERGEABLE_PEFT_TYPES:
         raise ModelError(f"{run.adapter}: merging peft_type {adapter.peft_type} is not supported "
                          f"(merges: LoRA, DoRA, QLoRA, IA3)")

@@ -18,6 +18,7 @@ from tunewright.records import Example, Preference
 
 # Written inside every saved adapter directory: base model, task, system prompt, stop tokens.
 ADAPTER_MANIFEST = "tunewright-adapter.json"
+NEIGHBOUR_POOL = "neighbours.jsonl"  # task.neighbours: the training inputs and labels served prompts retrieve from
 # Modes of what tunewright writes: readable by the account that serves it (a temp file is created
 # 0600 and a temp directory 0700, and a rename keeps that mode), scripts executable.
 ARTIFACT_MODE = 0o644
@@ -127,6 +128,7 @@ class AdapterManifest:
     eval_summary: dict[str, Any] = field(default_factory=dict)
     labels: tuple[str, ...] = ()  # a labelled task's label set, which serving constrains answers to
     label_format: dict[str, Any] | None = None  # LabelFormat.to_json(): where the label sits in an answer
+    neighbours: int = 0  # task.neighbours: prompts show this many retrieved examples (NEIGHBOUR_POOL)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "stop_token_ids": list(self.stop_token_ids), "labels": list(self.labels)}

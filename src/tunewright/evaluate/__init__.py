@@ -19,7 +19,13 @@ from tunewright.evaluate.embedding_baselines import embedding_answers
 from tunewright.evaluate.endpoint import api_key, chat_completion
 from tunewright.evaluate.gate import FINETUNED
 from tunewright.evaluate.generate import Chat, generate_replies
-from tunewright.evaluate.label_answers import LabelScorer, label_scoring_format, prepare_scorer, scored_answers
+from tunewright.evaluate.label_answers import (
+    LabelScorer,
+    Prompted,
+    label_scoring_format,
+    prepare_scorer,
+    scored_answers,
+)
 from tunewright.evaluate.metrics import grade_rubric
 from tunewright.evaluate.probes import counterfactual_examples, fairness, general_probes
 from tunewright.evaluate.reply_cache import cached_replies, reply_key
@@ -101,15 +107,16 @@ def evaluate_finetuned(config: Config, run: RunPaths, show_progress: bool = True
     with stage("load_model"):
         model, tokenizer = _load_finetuned(config, run)
     fmt = label_scoring_format(config, train)
+    prompted = finetuned_prompts(config, train)
     if fmt is not None:
         with stage("ensemble_weights"):
-            scorer = prepare_scorer(config, model, tokenizer, train, run.load_split("val"), fmt)
+            scorer = prepare_scorer(config, model, tokenizer, train, run.load_split("val"), fmt, prompted)
         write_json(run.eval_dir / "label_ensemble.json", {"weights": list(scorer.weights)})
         with stage("test_answers"):
             replies = _scored(run, scorer, test, FINETUNED, show_progress)
     else:
         constraint = label_constraint(config, tokenizer, train)
-        chats = zero_shot_chats(test, config.task.system_prompt)
+        chats = zero_shot_chats(prompted(test), config.task.system_prompt)
         narrowed = narrowed_constraints(config, tokenizer, test, train)
         with stage("test_answers"):
             replies = _generate(config, model, tokenizer, chats, FINETUNED, show_progress, constraint, narrowed)
@@ -127,13 +134,23 @@ def evaluate_finetuned(config: Config, run: RunPaths, show_progress: bool = True
             if fmt is not None:
                 swapped = [answer.reply for answer in scored_answers(scorer, changed)]
             else:
-                swapped = _generate(config, model, tokenizer, zero_shot_chats(changed, config.task.system_prompt),
-                                    "fairness probe", show_progress, constraint,
+                chats = zero_shot_chats(prompted(changed), config.task.system_prompt)
+                swapped = _generate(config, model, tokenizer, chats, "fairness probe", show_progress, constraint,
                                     narrowed_constraints(config, tokenizer, changed, train))
             regex = config.task.label_regex
             result = fairness(pairs, [extract_label(by_id[a.id], regex) for a, _ in pairs],
                               [extract_label(reply, regex) for reply in swapped], swapped)
             write_json(run.eval_dir / "probe_fairness.json", result)
+
+
+def finetuned_prompts(config: Config, train: list[Example]) -> Prompted:
+    """How the fine-tuned model's inputs become its prompts: as they are, or (task.neighbours) showing their
+    nearest training examples, exactly as in training (train/recipe.prompted_splits)."""
+    if not config.task.neighbours:
+        return list
+    from tunewright.retrieval import Neighbours, packaged_embedder
+
+    return Neighbours(train, config.task.neighbours, packaged_embedder()).show
 
 
 def label_constraint(config: Config, tokenizer: Any, train: list[Example]) -> LabelTrie | None:
@@ -166,7 +183,7 @@ def narrowed_constraints(config: Config, tokenizer: Any, test: list[Example],
     count = config.eval.retrieval_candidates
     if count == 0 or label_constraint(config, tokenizer, train) is None or task.label_regex is None:
         return None
-    from tunewright.evaluate.retrieval import nearest, packaged_embedder
+    from tunewright.retrieval import nearest, packaged_embedder
 
     fmt = label_format([example.reference for example in train], task.label_regex)
     assert fmt is not None  # label_constraint found it

@@ -39,7 +39,7 @@ def few_shot(inputs: BaselineInputs) -> list[str]:
 
 
 def retrieved_few_shot(inputs: BaselineInputs) -> list[str]:
-    from tunewright.evaluate.retrieval import nearest, packaged_embedder
+    from tunewright.retrieval import nearest, packaged_embedder
 
     config, test = inputs.config, inputs.test
     neighbours = nearest(packaged_embedder(), test, inputs.train, config.eval.few_shot_k)

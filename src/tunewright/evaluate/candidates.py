@@ -45,7 +45,7 @@ def few_shot_chats(test: list[Example], shots: list[Example], system_prompt: str
 def retrieved_few_shot_chats(test: list[Example], neighbours: list[list[Example]],
                              system_prompt: str) -> list[Chat]:
     """Like few-shot, but each test input sees its own k most similar training examples
-    (evaluate/retrieval.py), the closest one last."""
+    (retrieval.py), the closest one last."""
     chats = []
     for example, shots in zip(test, neighbours, strict=True):
         chats.extend(few_shot_chats([example], shots, system_prompt))

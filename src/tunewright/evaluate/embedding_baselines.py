@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tunewright.evaluate.retrieval import input_text, packaged_embedder
 from tunewright.records import Example
+from tunewright.retrieval import input_text, packaged_embedder
 
 EMBEDDING_KNN = "embedding_knn"
 EMBEDDING_CLASSIFIER = "embedding_classifier"

@@ -8,7 +8,7 @@ the chosen label fixed."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from tunewright.evaluate.label_scoring import score_labels
 from tunewright.records import Example
 
 Progress = Callable[[int], None]
+Prompted = Callable[[Sequence[Example]], list[Example]]
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class LabelScorer:
     fmt: LabelFormat
     stop_id: int
     weights: tuple[float, float]  # (model, embedding classifier) in calibration.combine
+    prompted: Prompted  # the model's prompt for each input (task.neighbours: with its retrieved examples)
 
 
 def label_scoring_format(config: Config, train: list[Example]) -> LabelFormat | None:
@@ -60,15 +62,15 @@ def label_scoring_format(config: Config, train: list[Example]) -> LabelFormat | 
 
 
 def prepare_scorer(config: Config, model: Any, tokenizer: Any, train: list[Example], val: list[Example],
-                   fmt: LabelFormat) -> LabelScorer:
+                   fmt: LabelFormat, prompted: Prompted = list) -> LabelScorer:
     stops = stop_token_ids(tokenizer)
     stop = tokenizer.eos_token_id if tokenizer.eos_token_id in stops else stops[0]
-    scorer = LabelScorer(config, model, tokenizer, train, fmt, stop, (1.0, 0.0))
+    scorer = LabelScorer(config, model, tokenizer, train, fmt, stop, (1.0, 0.0), prompted)
     if not config.eval.label_ensemble or not val:
         return scorer
     model_scores, embedding_scores = _scores(scorer, val)
     weights = fit_weights(model_scores, embedding_scores, [example.label for example in val])
-    return LabelScorer(config, model, tokenizer, train, fmt, stop, weights)
+    return LabelScorer(config, model, tokenizer, train, fmt, stop, weights, prompted)
 
 
 def scored_answers(scorer: LabelScorer, examples: list[Example],
@@ -96,7 +98,7 @@ def _scores(scorer: LabelScorer, examples: list[Example],
     for row in probabilities:
         ranked = [known[int(i)] for i in np.argsort(-row, kind="stable")]
         shortlists.append(ranked[:count] if count else list(config.task.labels))
-    chats = zero_shot_chats(examples, config.task.system_prompt)
+    chats = zero_shot_chats(scorer.prompted(examples), config.task.system_prompt)
     model_scores = score_labels(scorer.model, scorer.tokenizer, chats, shortlists, scorer.fmt, scorer.stop_id,
                                 config.eval.batch_size, on_batch)
     index = {label: i for i, label in enumerate(known)}
@@ -116,7 +118,8 @@ def _replies(scorer: LabelScorer, examples: list[Example], labels: list[str], ab
         return [escalation if held else fmt.before + label + fmt.after
                 for label, held in zip(labels, abstained, strict=True)]
     tries = {label: build_trie(scorer.tokenizer, [label], fmt, scorer.stop_id) for label in set(labels)}
-    generated = generate_replies(scorer.model, scorer.tokenizer, zero_shot_chats(examples, config.task.system_prompt),
+    chats = zero_shot_chats(scorer.prompted(examples), config.task.system_prompt)
+    generated = generate_replies(scorer.model, scorer.tokenizer, chats,
                                  config.eval.max_new_tokens, config.eval.batch_size,
                                  row_constraints=[tries[label] for label in labels])
     return [escalation if held else reply.text for reply, held in zip(generated, abstained, strict=True)]

@@ -131,7 +131,7 @@ def compare(config: Config, per_row: dict[str, dict[str, Any]], rows: int) -> li
 def _similarities(config: Config, predictions: dict[str, list[Prediction]]) -> dict[str, list[float]]:
     if not config.eval.semantic_similarity:
         return {}
-    from tunewright.evaluate.retrieval import packaged_embedder
+    from tunewright.retrieval import packaged_embedder
 
     embedder = packaged_embedder()
     return {name: embedder.similarity([p.output for p in rows], [p.reference for p in rows])
@@ -143,7 +143,7 @@ def _judge(config: Config, predictions: dict[str, list[Prediction]],
     if config.eval.judge is None:
         return {}
     from tunewright.evaluate.judge import judge_answers
-    from tunewright.evaluate.retrieval import input_text
+    from tunewright.retrieval import input_text
 
     return {name: judge_answers(config.eval.judge, [(input_text(test[p.example_id]) if p.example_id in test else "",
                                                      p.reference, p.output) for p in rows])

@@ -76,6 +76,9 @@ def refusal(entry: AdapterEntry) -> str | None:
         return "vLLM does not load DoRA adapters; merge it with `tunewright merge` and serve the model"
     if entry.extra_modules:
         return f"it trains whole modules besides LoRA ({', '.join(entry.extra_modules)}), which vLLM refuses"
+    if entry.neighbours:
+        return (f"its prompts show {entry.neighbours} retrieved training examples (task.neighbours), which vLLM "
+                "does not build; serve it with `tunewright serve`")
     if (entry.rank or 0) > VLLM_LORA_RANKS[-1]:
         return f"rank {entry.rank} is above vLLM's largest max_lora_rank {VLLM_LORA_RANKS[-1]}"
     return None

@@ -21,6 +21,8 @@ from tunewright.evaluate.constrained import LabelConstraint, LabelFormat, LabelT
 from tunewright.library import PROMPT_LEARNING, AdapterEntry, AdapterLibrary
 from tunewright.modeling import CausalLM, left_pad
 from tunewright.records import Message
+from tunewright.retrieval import Neighbours, packaged_embedder, read_pool
+from tunewright.runs import NEIGHBOUR_POOL
 from tunewright.serve.decode import BASE_ROW, DecodeBatch, Row, TokenCallback, decode_rows
 from tunewright.serve.pool import AdapterPool, LoadedAdapter
 from tunewright.serve.response_format import ResponseFormat, row_processor
@@ -67,6 +69,7 @@ class Engine:
         self._stacked: StackedLora | None = None  # rebuilt whenever the loaded adapters change
         self._stacked_key: tuple[int, list[str]] = (-1, [])
         self._tries: dict[tuple[str, tuple[int, int]], LabelTrie] = {}  # label tries of labelled adapters
+        self._neighbours: dict[tuple[str, tuple[int, int]], Neighbours] = {}  # task.neighbours adapters' pools
 
     @property
     def max_loaded(self) -> int:
@@ -101,9 +104,18 @@ class Engine:
         if raw is not None:
             ids = [int(i) for i in tokenizer(raw, add_special_tokens=False)["input_ids"]]
         else:
+            if entry is not None and entry.neighbours:
+                messages = self._neighbours_of(entry).show_messages(messages)  # as in its training prompts
             ids = prompt_ids(tokenizer, with_system_prompt(messages, entry.system_prompt if entry else ""))
         stops = entry.stop_token_ids if entry and entry.stop_token_ids else stop_token_ids(tokenizer)
         return Prompt(model, entry, ids, max_new_tokens, frozenset(stops))
+
+    def _neighbours_of(self, entry: AdapterEntry) -> Neighbours:
+        key = (entry.name, entry.weights_stamp)
+        if key not in self._neighbours:
+            self._neighbours[key] = Neighbours(read_pool(entry.path / NEIGHBOUR_POOL), entry.neighbours,
+                                               packaged_embedder())
+        return self._neighbours[key]
 
     def run(self, prompts: list[Prompt], on_token: TokenCallback, mixed: bool = True,
             more: Callable[[bool], list[Prompt]] | None = None) -> None:

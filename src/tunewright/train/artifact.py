@@ -10,7 +10,16 @@ from tunewright.config import Config
 from tunewright.label_format import label_format
 from tunewright.methods import METHODS, artifact_dir
 from tunewright.modeling import CausalLM, public_model_id
-from tunewright.runs import ADAPTER_MANIFEST, AdapterManifest, RunPaths, atomic_dir, write_json
+from tunewright.retrieval import input_text
+from tunewright.runs import (
+    ADAPTER_MANIFEST,
+    NEIGHBOUR_POOL,
+    AdapterManifest,
+    RunPaths,
+    atomic_dir,
+    write_json,
+    write_jsonl,
+)
 
 __all__ = ["artifact_dir", "save_artifact"]
 
@@ -33,9 +42,12 @@ def save_artifact(config: Config, run: RunPaths, model: CausalLM, tokenizer: Any
             base_model=config.model.base, method=config.method.name, artifact=method.artifact,
             quantized_base="nf4" if method.facts.quantized else None, task=config.task.name,
             system_prompt=config.task.system_prompt, stop_token_ids=tuple(stop_token_ids(tokenizer)),
-            output_schema=config.task.output_schema, best_val_loss=best_val_loss,
+            output_schema=config.task.output_schema, best_val_loss=best_val_loss, neighbours=config.task.neighbours,
             **_label_facts(config, run))
         write_json(tmp / ADAPTER_MANIFEST, manifest.to_json())
+        if config.task.neighbours:
+            write_jsonl(tmp / NEIGHBOUR_POOL, [{"input": input_text(example), "label": example.label}
+                                               for example in run.load_split("train")])
 
 
 def _label_facts(config: Config, run: RunPaths) -> dict[str, Any]:

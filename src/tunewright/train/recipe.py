@@ -17,10 +17,12 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 
 from tunewright.chat import IGNORE_INDEX, encode_example
 from tunewright.config import Config
+from tunewright.data.duplicates import input_clusters
 from tunewright.errors import ConfigError, DataError
 from tunewright.methods import METHODS, Method, artifact_dir, load_base
 from tunewright.modeling import CausalLM, load_tokenizer, resolve_base_model
 from tunewright.records import Example
+from tunewright.retrieval import Neighbours, packaged_embedder
 from tunewright.run_summary import TrainingResult
 from tunewright.runs import RunPaths, write_json
 from tunewright.timing import stage
@@ -91,11 +93,21 @@ def save_trained(config: Config, run: RunPaths, trainer: Any, watch: TrainingWat
 
 def encode_splits(config: Config, tokenizer: Any, run: RunPaths) -> tuple[list[Row], list[Row]]:
     """The train and val splits as token rows; refuses a train split with nothing to learn."""
-    train_rows = encode_split(config, tokenizer, run.load_split("train"))
-    val_rows = encode_split(config, tokenizer, run.load_split("val"))
+    train, val = prompted_splits(config, run.load_split("train"), run.load_split("val"))
+    train_rows = encode_split(config, tokenizer, train)
+    val_rows = encode_split(config, tokenizer, val)
     if not any(label != IGNORE_INDEX for row in train_rows for label in row["labels"]):
         raise DataError("every training label is masked: there is no assistant answer to learn from")
     return train_rows, val_rows
+
+
+def prompted_splits(config: Config, train: list[Example], val: list[Example]) -> tuple[list[Example], list[Example]]:
+    """With task.neighbours, each prompt shows its row's nearest training examples (retrieval.Neighbours);
+    a training row never sees itself or its near-duplicate cluster."""
+    if not config.task.neighbours:
+        return train, val
+    neighbours = Neighbours(train, config.task.neighbours, packaged_embedder())
+    return neighbours.show_pool(input_clusters(train).cluster), neighbours.show(val)
 
 
 def encode_split(config: Config, tokenizer: Any, examples: list[Example]) -> list[Row]:

@@ -7,7 +7,7 @@ import torch
 
 from tunewright.config import TaskConfig
 from tunewright.evaluate.metrics import score
-from tunewright.evaluate.retrieval import Embedder, EmbedderMissing, minilm_dir, nearest
+from tunewright.retrieval import Embedder, EmbedderMissing, minilm_dir, nearest
 from tunewright.records import Example, Message
 
 
