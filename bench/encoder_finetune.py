@@ -17,8 +17,8 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from tunewright.evaluate.embedding_baselines import embedding_answers
-from tunewright.retrieval import input_text, minilm_dir
 from tunewright.records import Example
+from tunewright.retrieval import input_text, minilm_dir
 from tunewright.runs import RunPaths
 
 SCALE = 20.0  # cosine logits times this: a softmax over unit-length similarities needs a temperature

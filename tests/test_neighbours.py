@@ -58,7 +58,7 @@ def test_a_training_row_never_sees_itself_or_its_near_duplicates() -> None:
 
 
 def test_the_config_refuses_neighbours_without_labels(tiny_project: Path) -> None:
-    with pytest.raises(ConfigError, match="task.neighbours"):
+    with pytest.raises(ConfigError, match=r"task\.neighbours"):
         load_config(tiny_project, ["task.labels=[]", "task.label_regex=null", "task.neighbours=3"])
 
 
@@ -81,7 +81,7 @@ def test_neighbours_come_from_the_training_split_and_serving_builds_the_evaluati
     manifest = AdapterManifest.read(run.adapter)
     assert manifest.neighbours == 2
     assert [row["input"] for row in read_jsonl(run.adapter / NEIGHBOUR_POOL)] == [input_text(e) for e in train]
-    with pytest.raises(ModelError, match="task.neighbours"):
+    with pytest.raises(ModelError, match=r"task\.neighbours"):
         mergeable_adapter(run)  # a merged model would be asked without the retrieved examples
 
     library = AdapterLibrary(tmp_path / "library")

@@ -7,8 +7,8 @@ import torch
 
 from tunewright.config import TaskConfig
 from tunewright.evaluate.metrics import score
-from tunewright.retrieval import Embedder, EmbedderMissing, minilm_dir, nearest
 from tunewright.records import Example, Message
+from tunewright.retrieval import Embedder, EmbedderMissing, minilm_dir, nearest
 
 
 def example(example_id: str, text: str) -> Example:
