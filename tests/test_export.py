@@ -231,11 +231,11 @@ def vllm_run(make_project: object, tiny_model_dir: Path, tmp_path_factory: pytes
              ) -> tuple[Config, RunPaths]:
     """The tiny model widened to a head size vLLM's CPU attention takes (32), with a LoRA that changes
     its answers, in a prepared run."""
-    from transformers import LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     root = tmp_path_factory.mktemp("vllm")
     base = root / "base"
-    shape = load_model(tiny_model_dir).config
+    shape = LlamaConfig.from_pretrained(tiny_model_dir)
     shape.update({"hidden_size": 64, "intermediate_size": 128, "head_dim": 32})
     torch.manual_seed(0)
     LlamaForCausalLM(shape).save_pretrained(base)
