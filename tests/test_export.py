@@ -165,7 +165,7 @@ def test_vllm_line_for_a_library(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "vllm.json").stat().st_mode) == 0o644
     assert '"${VLLM_PYTHON:-python}" -m vllm.entrypoints.openai.api_server' in script.read_text()
     card = (tmp_path / "vllm.md").read_text()
-    assert "## `small` (task t)" in card and '"temperature": 0' in card
+    assert "## `small` (task t)" in card and '"temperature": 0' in card and "VLLM_CPU_KVCACHE_SPACE" in card
     assert sorted(w.split("'")[1] for w in plan.warnings) == ["dora", "head", "ia3"]
     saved = json.loads((tmp_path / "vllm.json").read_text())
     assert [m["name"] for m in saved["lora_modules"]] == ["big", "small"] and saved["command"] == plan.command
