@@ -42,10 +42,10 @@ def main() -> None:
                               "command": " ".join(sys.argv), "dpo_overrides": overrides, "stages": {}}
     if not (args.sft_run / "adapter" / "adapter_config.json").is_file():
         result["stages"]["sft_train"] = timed(["train", str(SFT_CONFIG), "--out", str(args.sft_run)])
-    result["sft_training"] = json.loads((args.sft_run / "training_result.json").read_text())
+    result["sft_training"] = json.loads((args.sft_run / "training.json").read_text())
     result["stages"]["dpo_train"] = timed(["train", str(DPO_CONFIG), "--out", str(args.dpo_run),
                                            *(f"--set={o}" for o in overrides)])
-    result["dpo_training"] = json.loads((args.dpo_run / "training_result.json").read_text())
+    result["dpo_training"] = json.loads((args.dpo_run / "training.json").read_text())
     result["dpo_train_pairs"] = len((args.dpo_run / "data" / "train.jsonl").read_text().splitlines())
     result["stages"]["eval"] = timed(["eval", str(args.dpo_run)], allowed=(0, 3))
     scores = json.loads((args.dpo_run / "eval" / "policy.json").read_text())
