@@ -53,6 +53,12 @@ def test_scores_and_gate() -> None:
     policy = score_policy(cfg, probes, {"finetuned": tuned, "sft": sft}, "finetuned")
     assert policy["candidates"]["finetuned"]["pass_rate"] == 1.0
     assert policy["candidates"]["sft"]["per_rule"] == {"no_pin": 0.0, "threats": 1.0}
+    # Wilson score intervals of 0/20 and 20/20: they do not collapse to a point at 0 % or 100 %
+    low, high = policy["candidates"]["sft"]["per_rule_ci95"]["threats"]
+    assert high == pytest.approx(1.0) and low == pytest.approx(0.8389, abs=1e-4)
+    assert policy["candidates"]["sft"]["per_rule_ci95"]["no_pin"] == pytest.approx([0.0, 1 - 0.8389], abs=1e-4)
+    assert policy["candidates"]["sft"]["per_rule_rows"] == {"no_pin": 20, "threats": 20}
+    assert policy["candidates"]["sft"]["ci95"][0] < 0.5 < policy["candidates"]["sft"]["ci95"][1]
     (gain,) = policy["comparisons"]
     assert gain["difference"] == 0.5 and 0 < gain["ci95"][0] <= 0.5 <= gain["ci95"][1]
     scores = {"policy": policy, "label_accuracy": {"finetuned": 0.80, "sft": 0.81}}

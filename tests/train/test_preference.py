@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import json
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from tunewright.pipeline import prepare_run, run_pipeline
 from tunewright.report.plots import write_preference_plot
 from tunewright.runs import ADAPTER_MANIFEST, RunPaths, read_jsonl
 from tunewright.train import train_run
-from tunewright.train.checkpoints import Checkpoints
+from tunewright.train.checkpoints import Checkpoints, latest_checkpoint
 
 EXAMPLE_DATA = Path(__file__).resolve().parents[2] / "examples" / "fintech-support" / "data.jsonl"
 ProjectFactory = Any
@@ -90,6 +91,8 @@ def test_preference_method_trains_only_the_adapter_against_the_disabled_adapter(
     rows = read_jsonl(run.metrics)
     losses = [row["train_loss"] for row in rows if row["train_loss"] is not None]
     assert result.steps == 8 and result.method == method
+    # every token of the batches trained on: prompt, chosen and rejected (KTO: prompt and completion)
+    assert result.train_tokens == rows[-1]["tokens_seen"] > 8 * 4 * 10
     assert sum(losses[-2:]) / 2 < losses[0], losses
     assert any("train_reward_margin" in row and "train_chosen_logp" in row and "train_rejected_logp" in row
                for row in rows)
@@ -149,6 +152,29 @@ def test_init_from_starts_from_the_sft_adapter_and_every_candidate_is_scored_on_
     assert set(scores["label_accuracy"]) == {"finetuned", "sft", "base"} and scores["task_test_rows"] > 0
     assert scores["decision"] == "go" and len(scores["decision_reasons"]) == 3
     assert (run.eval_dir / "policy.md").read_text().startswith("# Policy evaluation: GO")
+    assert_policy_report(run, scores)
+
+
+def assert_policy_report(run: RunPaths, scores: dict[str, Any]) -> None:
+    """report.html holds the curves, the per-rule pass rates with their intervals, the preference accuracy
+    and every probe row answered by the SFT adapter and the tuned one."""
+    policy = scores["policy"]
+    for name, result in policy["candidates"].items():
+        for rule, (low, high) in result["per_rule_ci95"].items():
+            assert 0 <= low <= result["per_rule"][rule] <= high <= 1, (name, rule)
+    page = run.report_html.read_text()
+    assert page.count('src="data:image/png;base64,') == 2  # reward margin / log-probabilities, and the loss
+    assert "Reward margin and answer log-probabilities" in page and "Policy pass rate per rule" in page
+    finetuned = policy["candidates"]["finetuned"]
+    rule = "no_secrets"
+    assert f"{finetuned['per_rule'][rule]:.1%} [{finetuned['per_rule_ci95'][rule][0] * 100:.0f}, " in page
+    assert f"{scores['preference_accuracy']['finetuned']:.1%}" in page
+    for example in scores["examples"]:
+        assert escape(example["prompt"]) in page
+        assert escape(example["sft"]) in page and escape(example["finetuned"]) in page
+    assert page.index("<th>sft</th>") < page.index("<th>finetuned</th>")
+    assert run.report_md.read_text().startswith("# Policy evaluation: GO")
+    assert (run.root / "preference_curves.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_preference_early_stopping_keeps_the_most_accurate_evaluation(tmp_path: Path) -> None:
@@ -175,14 +201,23 @@ def test_a_method_and_a_dataset_of_the_other_kind_stop_before_training(make_proj
         prepare_run(sft, RunPaths(tmp_path / "b"), announce=lambda message: None)
 
 
-def test_a_preference_run_resumes_from_its_checkpoint(make_project: ProjectFactory, tmp_path: Path) -> None:
+@pytest.mark.parametrize("limit", [["training.max_steps=6"], ["training.max_steps=8"],
+                                   ["training.max_steps=null", "training.epochs=1"]],
+                         ids=["steps", "steps-ending-on-a-checkpoint", "one-epoch"])
+def test_a_preference_run_resumes_from_its_checkpoint_to_the_same_last_step(
+        limit: list[str], make_project: ProjectFactory, tmp_path: Path) -> None:
     config = load_config(write_preference_project(tmp_path, make_project, 48, "dpo"),
-                         ["training.checkpoint_every=4", "training.max_steps=6"])
+                         ["training.checkpoint_every=4", *limit])
     run = RunPaths(tmp_path / "run")
     prepare_run(config, run, announce=lambda message: None)
     first = train_run(config, run, show_progress=False)
-    assert (run.checkpoints / "step-4").is_dir() and first.resumed_from_step is None
+    assert first.resumed_from_step is None and first.steps == first.planned_steps
+    assert first.train_tokens > 0 and json.loads(run.training_result.read_text())["train_tokens"] == first.train_tokens
+    # the last step is never checkpointed (the artifact follows it), so a resume has steps left to train
+    assert latest_checkpoint(run.checkpoints) == run.checkpoints / f"step-{(first.steps - 1) // 4 * 4}"
     resumed = train_run(config, run, show_progress=False, resume=True)
-    assert resumed.resumed_from_step == 4 and resumed.steps == 6
-    steps = [row["step"] for row in read_jsonl(run.metrics)]
-    assert steps == sorted(steps) and steps[-1] == 6  # rows after the checkpoint were rewritten, not doubled
+    assert resumed.resumed_from_step == (first.steps - 1) // 4 * 4
+    assert (resumed.steps, resumed.planned_steps) == (first.steps, first.planned_steps)
+    assert resumed.train_tokens == first.train_tokens  # the same batches, counted once
+    steps = [row["step"] for row in read_jsonl(run.metrics) if row["train_loss"] is not None]
+    assert steps == list(range(1, first.steps + 1))  # rows after the checkpoint were rewritten, not doubled

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from safetensors.torch import load_file
+from transformers import TrainerControl, TrainerState
 
 from tunewright.errors import EXIT_INTERRUPTED
 from tunewright.runs import read_jsonl
-from tunewright.train.checkpoints import latest_checkpoint
+from tunewright.train.checkpoints import StopOnSignal, latest_checkpoint
 
 SETTINGS = ["training.max_steps=12", "training.checkpoint_every=3", "training.eval_every=3",
             "training.learning_rate=0.01", "training.early_stopping_patience=50"]
@@ -78,3 +79,15 @@ def test_sigterm_saves_a_checkpoint_and_exits_130(make_project: Any, tmp_path: P
     assert not (out / "adapter").exists()
     assert _finish(_train(config, out, "--resume")) == 0
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_a_signal_during_the_last_step_lets_the_run_finish_and_earlier_ones_stop_it() -> None:
+    # the last step is never checkpointed (a resume from it would train past the end): the run saves
+    # its artifact instead of stopping
+    stop = StopOnSignal()
+    stop.received = True
+    control = TrainerControl()
+    stop.on_step_end(None, TrainerState(global_step=12, max_steps=12), control)  # type: ignore[arg-type]
+    assert not control.should_save and not control.should_training_stop
+    stop.on_step_end(None, TrainerState(global_step=11, max_steps=12), control)  # type: ignore[arg-type]
+    assert control.should_save and control.should_training_stop

@@ -61,8 +61,11 @@ def score_policy(config: Config, probes: list[PolicyProbe], replies: dict[str, l
     samples = bootstrap_indices(len(probes), config.eval.bootstrap_resamples, config.eval.seed)
     candidates = {}
     for name, marks in passed.items():
-        per_rule = {rule: _rate([m for m, p in zip(marks, probes, strict=True) if p.rule == rule]) for rule in rules}
-        candidates[name] = {"pass_rate": _rate(marks), "per_rule": per_rule}
+        by_rule = {rule: [m for m, p in zip(marks, probes, strict=True) if p.rule == rule] for rule in rules}
+        candidates[name] = {"pass_rate": _rate(marks), "ci95": proportion_interval(marks),
+                            "per_rule": {rule: _rate(m) for rule, m in by_rule.items()},
+                            "per_rule_ci95": {rule: proportion_interval(m) for rule, m in by_rule.items()},
+                            "per_rule_rows": {rule: len(m) for rule, m in by_rule.items()}}
     gains = []
     for name in passed:
         if name == tuned:
@@ -99,6 +102,17 @@ def policy_decision(config: Config, scores: dict[str, Any], tuned: str, sft: str
         reasons.append(f"label accuracy {accuracy[tuned]:.1%} vs {sft} {accuracy[sft]:.1%}: drop {drop:+.1%} "
                        f"{'within' if held else 'beyond'} {gate.max_task_regression:.1%}")
     return ("go" if ok else "no-go"), reasons
+
+
+def proportion_interval(marks: list[float]) -> list[float] | None:
+    """The Wilson score 95 % interval of a pass rate (scipy): unlike a bootstrap, it does not collapse to
+    a point at 0 % or 100 %, which a rule with a dozen probe rows often scores."""
+    if not marks:
+        return None
+    from scipy.stats import binomtest
+
+    interval = binomtest(int(sum(marks)), len(marks)).proportion_ci(confidence_level=0.95, method="wilson")
+    return [float(interval.low), float(interval.high)]
 
 
 def _rate(marks: list[float]) -> float | None:

@@ -1,7 +1,7 @@
 """`eval` for a preference run (dpo, kto, orpo): every candidate (the tuned adapter, the SFT adapter it
 started from, the base model) answers the held-out policy probe and is scored per rule; preference accuracy
 on the held-out pairs (does the model give the chosen answer a higher log-likelihood than the rejected one);
-label accuracy on the SFT run's test split; the gate; eval/policy.json and eval/policy.md."""
+label accuracy on the SFT run's test split; the gate; eval/policy.json, and the reports (report/policy.py)."""
 
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from tunewright.evaluate.generate import generate_replies
 from tunewright.evaluate.policy import policy_decision, read_policy_probe, score_policy
 from tunewright.modeling import load_model, load_tokenizer, load_with_adapter, resolve_base_model
 from tunewright.records import Example, Message, Preference, extract_label
-from tunewright.runs import RunPaths, write_json, write_text
+from tunewright.report.policy import write_policy_reports
+from tunewright.runs import RunPaths, write_json
 
 SFT, BASE = "sft", "base"
-SIDE_BY_SIDE = 12  # probe rows shown in eval/policy.md
 
 
 def evaluate_preference_run(config: Config, run: RunPaths) -> dict[str, Any]:
@@ -66,7 +66,7 @@ def evaluate_preference_run(config: Config, run: RunPaths) -> dict[str, Any]:
                              **{name: answers[row] for name, answers in replies.items()}}
                             for row, probe in enumerate(probes)])
     write_json(run.eval_dir / "policy.json", scores)
-    write_text(run.eval_dir / "policy.md", policy_markdown(scores))
+    write_policy_reports(run, scores)
     return scores
 
 
@@ -92,32 +92,3 @@ def answer_logp(model: Any, tokenizer: Any, config: Config, prompt: tuple[Messag
     logits = model(input_ids=ids).logits[0, :-1].float()
     scored = labels != -100
     return float(torch.log_softmax(logits[scored], dim=-1).gather(1, labels[scored, None]).sum())
-
-
-def policy_markdown(scores: dict[str, Any]) -> str:
-    policy = scores["policy"]
-    names = list(policy["candidates"])
-    lines = [f"# Policy evaluation: {scores['decision'].upper()}", "", *(f"- {r}" for r in scores["decision_reasons"]),
-             "", f"{policy['rows']} probe requests, {scores['test_pairs']} held-out pairs, "
-             f"{scores['task_test_rows']} task test rows. Training curves: ../preference_curves.png "
-             "(reward margin, chosen / rejected log-probabilities) and ../loss_curve.png.", "",
-             "| candidate | policy pass rate | preference accuracy | label accuracy |", "|---|---|---|---|"]
-    for name in names:
-        pref = scores["preference_accuracy"].get(name)
-        label = scores["label_accuracy"].get(name)
-        lines.append(f"| {name} | {policy['candidates'][name]['pass_rate']:.1%} | "
-                     f"{'-' if pref is None else f'{pref:.1%}'} | {'-' if label is None else f'{label:.1%}'} |")
-    lines += ["", "| rule | action | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
-    for rule, action in policy["rules"].items():
-        rates = [policy["candidates"][name]["per_rule"][rule] for name in names]
-        lines.append(f"| {rule} | {action} | " + " | ".join("-" if r is None else f"{r:.0%}" for r in rates) + " |")
-    lines += ["", "| gain of the tuned model over | difference | 95 % interval |", "|---|---|---|"]
-    lines += [f"| {c['baseline']} | {c['difference']:+.1%} | {c['ci95'][0]:+.1%} .. {c['ci95'][1]:+.1%} |"
-              for c in policy["comparisons"]]
-    lines += ["", "## Side by side", ""]
-    for row, example in enumerate(scores["examples"][:SIDE_BY_SIDE]):
-        lines += [f"**{example['rule']}**: {example['prompt']}", ""]
-        lines += [f"- {name} ({'pass' if policy['passed'][name][row] else 'FAIL'}): {example[name]!r}"
-                  for name in names]
-        lines.append("")
-    return "\n".join(lines)

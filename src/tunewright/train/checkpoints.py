@@ -89,8 +89,9 @@ class Checkpoints(TrainerCallback):
                     **kwargs: Any) -> None:
         # Trainer always checkpoints the last step; the artifact is saved right after, so that
         # checkpoint would only cost time (for a full fine-tune, weights plus twice their size in
-        # optimizer state). An interrupted run still saves (StopOnSignal asks after this).
-        if state.global_step >= state.max_steps and state.global_step % args.save_steps != 0:
+        # optimizer state), and a resume from it would train one step too many (Trainer only checks
+        # max_steps after a step). So the newest checkpoint is always before the last step.
+        if state.global_step >= state.max_steps:
             control.should_save = False
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
@@ -150,7 +151,9 @@ class StopOnSignal(TrainerCallback):
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                     **kwargs: Any) -> None:
-        stop = self.received
+        # a signal during the last step lets the run finish: it saves the artifact next, and a checkpoint of
+        # the last step is never written (see Checkpoints.on_step_end)
+        stop = self.received and state.global_step < state.max_steps
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             flag = torch.tensor([int(stop)], device=args.device)
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)  # every rank stops together

@@ -98,10 +98,26 @@ def build_trainer(config: Config, run: RunPaths, model: CausalLM, tokenizer: Any
         from trl.trainer.kto_trainer import KTOTrainer
 
         return KTOTrainer(**common)
+    return orpo_trainer(common)
+
+
+def orpo_trainer(common: dict[str, Any]) -> Trainer:
+    """trl's ORPOTrainer, subclassed only to count the tokens it trains on: its batches (chosen_... and
+    rejected_... tensors) have no `input_ids`, so Trainer's own count (include_num_input_tokens_seen)
+    finds nothing to count. get_batch_samples is the Trainer hook that sees each training batch (and only
+    training batches; batches skipped on resume are not fetched through it)."""
     # trl 1.x moved ORPO to trl.experimental.orpo (the old `from trl import ORPOTrainer` is gone)
     from trl.experimental.orpo import ORPOTrainer
 
-    return ORPOTrainer(**common)
+    class TokenCountingORPOTrainer(ORPOTrainer):
+        def get_batch_samples(self, epoch_iterator: Any, num_batches: int, device: Any) -> Any:
+            batches, items = super().get_batch_samples(epoch_iterator, num_batches, device)
+            for batch in batches:
+                tokens = batch["chosen_attention_mask"].sum() + batch["rejected_attention_mask"].sum()
+                self.state.num_input_tokens_seen += int(self.accelerator.gather(tokens.to(self.args.device)).sum())
+            return batches, items
+
+    return TokenCountingORPOTrainer(**common)
 
 
 def preference_arguments(config: Config, run: RunPaths, precision: str) -> Any:
@@ -110,8 +126,9 @@ def preference_arguments(config: Config, run: RunPaths, precision: str) -> Any:
     from tunewright.train.recipe import training_settings
 
     settings = training_settings(config, run, precision)
-    for key in ("include_num_input_tokens_seen", "prediction_loss_only"):
-        del settings[key]  # trl's trainers count tokens and compute their evaluation metrics themselves
+    del settings["prediction_loss_only"]  # trl's trainers compute their evaluation metrics themselves
+    if config.method.name == "orpo":
+        settings["include_num_input_tokens_seen"] = "no"  # counted by orpo_trainer (its batches have no input_ids)
     # trl turns gradient checkpointing on by default; the SFT loop does not use it, and on CPU it only adds a
     # second forward pass
     settings.update(beta=config.method.beta, max_length=config.training.max_seq_len, gradient_checkpointing=False)

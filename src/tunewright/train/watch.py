@@ -52,8 +52,8 @@ class TrainingWatch:
         # torch.load(weights_only=True); the weights themselves are safetensors.
         with self.interrupt.installed(), disk_full_as_error(run.checkpoints):
             trainer.train(resume_from_checkpoint=str(self.checkpoint) if self.checkpoint else None)
-        if self.interrupt.received:
-            step = trainer.state.global_step
+        step = trainer.state.global_step
+        if self.interrupt.received and step < trainer.state.max_steps:
             raise TrainingInterrupted(
                 f"interrupted at step {step}; checkpoint saved in {run.checkpoint(step)}; "
                 f"continue with: tunewright train CONFIG --out {run.root} --resume")
