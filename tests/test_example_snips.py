@@ -65,7 +65,8 @@ def test_compare_scores_a_run_by_slot_pairs_with_a_paired_interval(tmp_path: Pat
                "zero_shot": [{"intent": "RateBook", "slots": {"city": "Paris"}}, "not json"]}
     (tmp_path / "eval").mkdir()
     for name, outputs in answers.items():
-        rows = [{"example_id": f"t{i}", "reference": json.dumps(g), "output": o if isinstance(o, str) else json.dumps(o)}
+        rows = [{"example_id": f"t{i}", "reference": json.dumps(g),
+                 "output": o if isinstance(o, str) else json.dumps(o)}
                 for i, (g, o) in enumerate(zip(gold, outputs, strict=True))]
         (tmp_path / "eval" / f"predictions-{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     tuned = compare.run_rows(tmp_path, "finetuned")
