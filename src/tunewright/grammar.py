@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import weakref
-from importlib.metadata import version
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
 import llguidance

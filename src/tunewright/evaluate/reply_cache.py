@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import tunewright
-from tunewright.chat import prompt_ids
 from tunewright import grammar
+from tunewright.chat import prompt_ids
 from tunewright.evaluate import constrained, generate
 from tunewright.evaluate.constrained import LabelTrie
 from tunewright.modeling import cache_dir
