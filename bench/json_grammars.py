@@ -32,7 +32,8 @@ from tunewright.chat import prompt_ids, stop_token_ids
 from tunewright.modeling import load_model, load_tokenizer, resolve_base_model
 from tunewright.schema import parse_answer
 
-SNIPS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "snips-nlu-2017"
+SNIPS = Path(os.environ.get("SNIPS_NLU_2017",
+                            Path(__file__).resolve().parents[2] / "shared" / "datasets" / "snips-nlu-2017"))
 INTENTS = ["AddToPlaylist", "GetWeather", "PlayMusic", "RateBook", "SearchCreativeWork"]
 SYSTEM = ("Read the voice-assistant query. Answer with one JSON object: the intent, and the slots as "
           "{slot name: the words of the query}.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 from types import ModuleType
 
@@ -17,7 +18,7 @@ from tunewright.data.readers import read_rows
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "snips-slots"
-SNIPS = REPO.parent / "shared" / "datasets" / "snips-nlu-2017"
+SNIPS = Path(os.environ.get("SNIPS_NLU_2017", REPO.parent / "shared" / "datasets" / "snips-nlu-2017"))
 pytestmark = pytest.mark.skipif(not SNIPS.is_dir(), reason="the shared SNIPS folder is not here")
 
 
@@ -54,3 +55,28 @@ def test_the_invalid_utf8_file_is_reported_with_its_line_and_repaired_on_purpose
     assert f"{shipped}:9091: repaired invalid UTF-8 ed a0 bc ed bd 95" in capsys.readouterr().out
     assert any(piece["text"] == "Pop Punk Perfection \U0001f355" for query in queries for piece in query)
     assert len(queries) == len(json.loads(shipped.read_bytes().decode("utf-8", "replace"))["PlayMusic"])
+
+
+def test_compare_scores_a_run_by_slot_pairs_with_a_paired_interval(tmp_path: Path) -> None:
+    compare = load("compare_2017")
+    gold = [{"intent": "GetWeather", "slots": {"city": "Paris", "timeRange": "now"}},
+            {"intent": "RateBook", "slots": {"rating_value": "5"}}]
+    answers = {"finetuned": [gold[0], {"intent": "RateBook", "slots": {"rating_value": "4"}}],
+               "zero_shot": [{"intent": "RateBook", "slots": {"city": "Paris"}}, "not json"]}
+    (tmp_path / "eval").mkdir()
+    for name, outputs in answers.items():
+        rows = [{"example_id": f"t{i}", "reference": json.dumps(g),
+                 "output": o if isinstance(o, str) else json.dumps(o)}
+                for i, (g, o) in enumerate(zip(gold, outputs, strict=True))]
+        (tmp_path / "eval" / f"predictions-{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tuned = compare.run_rows(tmp_path, "finetuned")
+    base = compare.run_rows(tmp_path, "zero_shot")
+    # finetuned: 2 of 3 gold pairs, 1 wrong value -> tp 2, fp 1, fn 1; zero_shot: tp 1, fp 0, fn 2
+    assert compare.run_f1(tuned, ["GetWeather", "RateBook"])["all"] == pytest.approx(4 / 6)
+    scores = compare.run_f1(base, ["GetWeather", "RateBook"])
+    assert scores["all"] == pytest.approx(2 / 4)
+    assert scores["intent_accuracy"] == 0 and scores["valid_json"] == 0.5
+    found = compare.slot_f1_differences({"finetuned": tuned, "zero_shot": base})["zero_shot"]
+    assert found["difference"] == pytest.approx(4 / 6 - 2 / 4)
+    low, high = found["ci95"]
+    assert low <= found["difference"] <= high

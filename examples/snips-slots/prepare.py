@@ -3,8 +3,9 @@ each train_<Intent>.json pool (the benchmark's 70-query setting), every validate
 the fixed test file, and the answer schema made from the intents and slot names of the training draw.
 
 Usage: python examples/snips-slots/prepare.py [SNIPS_DIR] [--out DIR] [--per-intent 70] [--full]
-SNIPS_DIR holds one folder per intent (default ../shared/datasets/snips-nlu-2017 from the repository
-root). Any intent folders found are used, so the same command prepares intents this example never saw.
+SNIPS_DIR holds one folder per intent (default $SNIPS_NLU_2017, else ../shared/datasets/snips-nlu-2017
+from the repository root). Any intent folders found are used, so the same command prepares intents this
+example never saw.
 Data: Coucke et al. 2018, CC0 1.0; LICENSE and CITATION.md are copied next to the output.
 
 Answer shape: {"intent": "<Intent>", "slots": {"<slot name>": "<the words of the query>", ...}} with
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import shutil
@@ -30,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_SOURCE = HERE.parents[1].parent / "shared" / "datasets" / "snips-nlu-2017"
+# The shared folder beside the checkout (../shared from the repository root), or $SNIPS_NLU_2017.
+SHARED_SOURCE = HERE.parents[1].parent / "shared" / "datasets" / "snips-nlu-2017"
+DEFAULT_SOURCE = Path(os.environ.get("SNIPS_NLU_2017", SHARED_SOURCE))
 SEED = 2017
 CITATION = """# SNIPS NLU benchmark citation
 
@@ -104,6 +108,8 @@ def schema_for(intents: list[str], slot_names: set[str]) -> dict[str, Any]:
 
 
 def prepare(source: Path, out: Path, per_intent: int, full: bool) -> dict[str, int]:
+    if not source.is_dir():
+        raise SystemExit(f"{source}: no SNIPS folder; pass it as SNIPS_DIR or set SNIPS_NLU_2017")
     intents = sorted(folder.name for folder in source.iterdir() if (folder / f"train_{folder.name}.json").is_file())
     if not intents or not (source / "LICENSE").is_file():
         raise SystemExit(f"{source}: no <Intent>/train_<Intent>.json folders or no LICENSE; pass the SNIPS folder")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import weakref
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
 import llguidance
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 # training answers are usually written, and a small model given free whitespace can pad with newlines
 # until its budget runs out.
 GRAMMAR_DEFAULTS: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+
+# Part of the baseline reply cache's key (evaluate/reply_cache.py): another version may mask differently.
+LIBRARY_VERSION = f"llguidance {version('llguidance')}"
 
 _TOKENIZERS: weakref.WeakKeyDictionary[Any, dict[tuple[int, tuple[int, ...]], Any]] = weakref.WeakKeyDictionary()
 

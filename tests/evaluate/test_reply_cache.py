@@ -90,6 +90,8 @@ def test_every_input_of_the_key_changes_it(tiny_project: Path, tmp_path: Path, c
         reply_key(model_dir, tokenizer, chats, 8, 8, None),
         reply_key(model_dir, tokenizer, chats, 8, 8, narrower),
         reply_key(copy, tokenizer, chats, 8, 8, constraint),
+        reply_key(model_dir, tokenizer, chats, 8, 8, constraint, {"type": "object"}),
+        reply_key(model_dir, tokenizer, chats, 8, 8, constraint, {"type": "object", "required": ["a"]}),
     ]
     assert len({base, *changed}) == 1 + len(changed)
     produced = []

@@ -58,7 +58,7 @@ def evaluate_baselines(config: Config, run: RunPaths, show_progress: bool = True
             continue
         def generate(chats: list[Chat], name: str = name) -> list[str]:
             key = reply_key(model_dir, tokenizer, chats, config.eval.max_new_tokens, config.eval.batch_size,
-                            constraint)
+                            constraint, config.task.output_schema if config.eval.constrain_schema else None)
             replies, hit = cached_replies(
                 key, lambda: _generate(config, base.get(), tokenizer, chats, name, show_progress, constraint))
             if hit:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import tunewright
+from tunewright import grammar
 from tunewright.chat import prompt_ids
 from tunewright.evaluate import constrained, generate
 from tunewright.evaluate.constrained import LabelTrie
@@ -25,8 +26,9 @@ CHUNK = 1 << 22
 
 
 def reply_key(model_dir: Path, tokenizer: Any, chats: list[generate.Chat], max_new_tokens: int,
-              batch_size: int, constraint: LabelTrie | None) -> str:
-    """The content hash of everything a batch of greedy replies depends on."""
+              batch_size: int, constraint: LabelTrie | None, schema: dict[str, Any] | None = None) -> str:
+    """The content hash of everything a batch of greedy replies depends on; `schema`: the output schema
+    the replies decode under (None: not schema-constrained)."""
     import torch
     import transformers
 
@@ -37,7 +39,9 @@ def reply_key(model_dir: Path, tokenizer: Any, chats: list[generate.Chat], max_n
         max_new_tokens,
         batch_size,  # batch composition changes padding, which can change a greedy tie
         constraint.root if constraint is not None else None,
+        schema,
         tunewright.__version__, _source_digest(), torch.__version__, transformers.__version__,
+        grammar.LIBRARY_VERSION,
         torch.get_num_threads(),
     ]
     for part in parts:
@@ -85,8 +89,9 @@ def model_digest(model_dir: str, signature: tuple[tuple[str, int, int], ...]) ->
 
 @lru_cache(maxsize=1)
 def _source_digest() -> str:
-    """The decoding code itself, so a change to it is never answered from an old run's replies."""
+    """The decoding code itself (label and schema constraints included), so a change to it is never
+    answered from an old run's replies."""
     digest = hashlib.sha256()
-    for module in (generate, constrained):
+    for module in (generate, constrained, grammar):
         digest.update(Path(str(module.__file__)).read_bytes())
     return digest.hexdigest()
