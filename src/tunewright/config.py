@@ -392,13 +392,13 @@ class SweepGrid(Section):
 
     learning_rate: list[Positive] = Field([1e-4, 3e-4, 1e-3], min_length=1, description="training.learning_rate "
                                           "values.")
-    epochs: list[Positive] = Field([1, 2, 3], min_length=1, description="training.epochs values (each trial trains "
-                                   "for its epochs: training.max_steps is unset).")
+    epochs: list[Positive] = Field([1.0, 2.0, 3.0], min_length=1, description="training.epochs values (each trial "
+                                   "trains for its epochs: training.max_steps is unset).")
     r: list[Annotated[int, Field(gt=0)]] = Field(
         [8, 16], min_length=1, description="method.r values, each with the config's alpha / r ratio kept (LoRA, "
         "DoRA and QLoRA; the other methods have no rank and skip this axis).")
     label_weight: list[Annotated[float, Field(ge=1)]] = Field(
-        [1, 10], min_length=1, description="training.label_weight values; swept for tasks with labels whose "
+        [1.0, 10.0], min_length=1, description="training.label_weight values; swept for tasks with labels whose "
         "answers go on after the label (a bare-label answer is all label, so there the weight would only "
         "rescale the loss, which learning_rate already covers).")
 

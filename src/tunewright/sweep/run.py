@@ -16,7 +16,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from tunewright.config import Config, dump_config, metric_title
 from tunewright.errors import ConfigError, DataError
-from tunewright.evaluate import validation_metric
+from tunewright.evaluate.validation import validation_metric
 from tunewright.label_format import label_format
 from tunewright.methods.facts import METHOD_FACTS
 from tunewright.pipeline import check_run_data, train_val_splits
