@@ -25,6 +25,7 @@ from tunewright.sweep.grid import Trial, grid_trials, selection_metric, sweep_ax
 from tunewright.sweep.halving import RungOutcome, successive_halving
 from tunewright.sweep.table import AXIS_TITLES, SweepResult, setting_text
 from tunewright.train import train_run
+from tunewright.train.checkpoints import TrainingInterrupted
 
 Announce = Callable[[str], None]
 CHOSEN_CONFIG = "chosen.yaml"
@@ -85,7 +86,11 @@ class _RungTrainer:
             run.data_dir.symlink_to("../../data", target_is_directory=True)  # the sweep's one split
             write_text(run.config, dump_config(config))
         stop = StopAtShare(share)
-        result = train_run(config, run, show_progress=False, resume=resume, callbacks=[stop])
+        try:
+            result = train_run(config, run, show_progress=False, resume=resume, callbacks=[stop])
+        except TrainingInterrupted:
+            raise TrainingInterrupted(f"sweep interrupted in trial {trial.name}; nothing was chosen (a sweep "
+                                      "does not resume: run it again with a fresh --out)") from None
         metric = validation_metric(config, run, self.metric)
         outcome = RungOutcome(result.steps, result.planned_steps, not stop.stopped, metric,
                               time.perf_counter() - started)
