@@ -162,3 +162,16 @@ def test_halving_keeps_the_best_and_finishes_the_leader_when_time_runs_out() -> 
     late = successive_halving(trials, 3, 4, train, lambda trial, finished: None, lambda: now[0])
     assert late.over_budget and late.chosen == "t02" and calls[-1] == ("t02", 1.0, True)
     assert [t.status for t in late.trials][:5] == ["unfinished", "finished", "unfinished", "unfinished", "not run"]
+
+
+def test_the_table_holds_the_validation_metric_and_free_form_metrics_are_generated(
+        swept: tuple[Path, Path, list[str]]) -> None:
+    from tunewright.evaluate.validation import validation_metric
+    from tunewright.runs import RunPaths
+
+    _, out, _ = swept
+    result = SweepResult.read(out / "sweep.json")
+    run = RunPaths(out / "trials" / result.chosen)
+    config = load_config(run.config)
+    assert validation_metric(config, run, "label_accuracy") == result.chosen_trial().metric  # scored again
+    assert 0.0 <= validation_metric(config, run, "rouge_l") <= 1.0  # the answers generated, as in evaluation
