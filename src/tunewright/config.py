@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -390,6 +390,46 @@ class EvalConfig(Section):
     gate: GateConfig = Field(default_factory=GateConfig, description="The go / no-go rule.")
 
 
+Positive = Annotated[float, Field(gt=0)]
+SWEEP_AXES = ("learning_rate", "epochs", "r", "label_weight")
+
+
+class SweepGrid(Section):
+    """The values `tunewright sweep` tries: every combination is one trial."""
+
+    learning_rate: list[Positive] = Field([1e-4, 3e-4, 1e-3], min_length=1, description="training.learning_rate "
+                                          "values.")
+    epochs: list[Positive] = Field([1.0, 2.0, 3.0], min_length=1, description="training.epochs values (each trial "
+                                   "trains for its epochs: training.max_steps is unset).")
+    r: list[Annotated[int, Field(gt=0)]] = Field(
+        [8, 16], min_length=1, description="method.r values, each with the config's alpha / r ratio kept (LoRA, "
+        "DoRA and QLoRA; the other methods have no rank and skip this axis).")
+    label_weight: list[Annotated[float, Field(ge=1)]] = Field(
+        [1.0, 10.0], min_length=1, description="training.label_weight values; swept for tasks with labels whose "
+        "answers go on after the label (a bare-label answer is all label, so there the weight would only "
+        "rescale the loss, which learning_rate already covers).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_axes(cls, values: object) -> object:
+        unknown = [key for key in values if key not in SWEEP_AXES] if isinstance(values, dict) else []
+        if unknown:
+            raise ValueError(f"unknown sweep axis {unknown[0]!r}; the axes are {', '.join(SWEEP_AXES)}")
+        return values
+
+
+class SweepConfig(Section):
+    """`tunewright sweep`: successive halving over sweep.grid on the validation split."""
+
+    budget_minutes: float = Field(30, gt=0, description="Wall-clock minutes the sweep may spend training and "
+                                  "validating (--budget-minutes overrides it).")
+    eta: int = Field(3, ge=2, description="Successive halving keeps the best 1/eta of the trials at each rung.")
+    grid: SweepGrid = Field(default_factory=SweepGrid, description="The values tried per setting.")
+    chosen_by: Path | None = Field(
+        None, description="Written by `tunewright sweep` into the config it chose (relative to that file): its "
+        "sweep.json. `run` copies it into the run directory and the report shows its table of trials.")
+
+
 class Config(Section):
     task: TaskConfig = Field(description="The task card.")
     data: DataConfig = Field(description="Where the examples are and how they are split.")
@@ -397,10 +437,12 @@ class Config(Section):
     method: MethodConfig = Field(default_factory=MethodConfig, description="The fine-tuning method.")
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="Training settings.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation settings.")
+    sweep: SweepConfig = Field(default_factory=SweepConfig, description="What `tunewright sweep` tries.")
 
 
 # Paths in a config are relative to the config file.
-PATH_FIELDS = (("data", "path"), ("data", "test_path"), ("eval", "policy_probe"), ("method", "init_from"))
+PATH_FIELDS = (("data", "path"), ("data", "test_path"), ("eval", "policy_probe"), ("method", "init_from"),
+               ("sweep", "chosen_by"))
 
 
 def load_config(path: Path, overrides: list[str] | None = None) -> Config:

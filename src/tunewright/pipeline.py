@@ -16,6 +16,7 @@ from tunewright.data.split import Splits, build_splits, split_position, split_pr
 from tunewright.errors import ConfigError, DataError
 from tunewright.methods.facts import METHOD_FACTS
 from tunewright.modeling import load_tokenizer, resolve_base_model
+from tunewright.records import Example
 from tunewright.run_summary import EvalSummary, RunSummary, Timings, TrainingResult
 from tunewright.runs import RunPaths, read_json, write_json, write_jsonl, write_text
 from tunewright.timing import recording, stage
@@ -27,6 +28,25 @@ FIXED_TEST_TOLERATED = ("conflicting-labels", "duplicate", "near-duplicate")
 def prepare_run(config: Config, run: RunPaths, announce: Announce) -> CheckReport:
     """Save the resolved config, check the data (errors stop here) and write the splits."""
     write_text(run.config, dump_config(config))
+    if (chosen_by := config.sweep.chosen_by) is not None:  # the report shows the sweep that chose the settings
+        if not chosen_by.is_file():
+            raise ConfigError(f"sweep.chosen_by: {chosen_by} not found; unset it or point it at a sweep.json")
+        write_text(run.sweep, chosen_by.read_text(encoding="utf-8"))
+    report, tokenizer = check_run_data(config, run, announce)
+    if report.preferences:
+        return _write_preference_splits(config, run, report, announce)
+    splits = build_splits(report.examples, config.data.split, report.clusters)
+    if config.data.test_path is not None:
+        splits = _with_fixed_test(config, tokenizer, splits)
+    _write_splits(config, run, splits, "examples")
+    announce(f"{len(report.examples)} examples: train {len(splits.train)}, val {len(splits.val)}, "
+             f"test {len(splits.test)}; {len(report.warnings)} warning(s)")
+    return report
+
+
+def check_run_data(config: Config, run: RunPaths, announce: Announce) -> tuple[CheckReport, Any]:
+    """Check data.path (not data.test_path), write the data report; errors stop here. Returns the
+    report and the base model's tokenizer."""
     announce(f"checking {config.data.path}")
     tokenizer = load_tokenizer(resolve_base_model(config.model.base))
     report = check_dataset(config.data.path, config.task, tokenizer, config.training.max_seq_len,
@@ -38,15 +58,15 @@ def prepare_run(config: Config, run: RunPaths, announce: Announce) -> CheckRepor
         kind = "error(s) and warning(s) (data.strict)" if config.data.strict else "error(s)"
         raise DataError(f"{len(blocking)} data {kind} ({codes}), first: {blocking[0].line()} "
                         f"(run `tunewright data check {config.data.path}` for all)")
-    if report.preferences:
-        return _write_preference_splits(config, run, report, announce)
+    return report, tokenizer
+
+
+def train_val_splits(config: Config, report: CheckReport) -> tuple[list[Example], list[Example]]:
+    """The train and val rows `prepare_run` writes for these examples, found without reading any test file."""
     splits = build_splits(report.examples, config.data.split, report.clusters)
-    if config.data.test_path is not None:
-        splits = _with_fixed_test(config, tokenizer, splits)
-    _write_splits(config, run, splits, "examples")
-    announce(f"{len(report.examples)} examples: train {len(splits.train)}, val {len(splits.val)}, "
-             f"test {len(splits.test)}; {len(report.warnings)} warning(s)")
-    return report
+    if config.data.test_path is None:
+        return splits.train, splits.val
+    return _train_val_cut(config, splits)
 
 
 def check_data_fits_method(config: Config, report: CheckReport) -> None:
@@ -82,18 +102,22 @@ def _write_splits(config: Config, run: RunPaths, splits: Any, rows_are: str) -> 
 def _with_fixed_test(config: Config, tokenizer: Any, splits: Splits) -> Splits:
     """Every row of data.path in train or val (ratio split.train : split.val); data.test_path is test."""
     assert config.data.test_path is not None
-    split = config.data.split
     test_report = check_dataset(config.data.test_path, config.task, tokenizer, config.training.max_seq_len)
     # A fixed test file is often a published benchmark: it is scored as it is, so only rows that
     # cannot be read stop the run (duplicates or conflicting labels there are the benchmark's own).
     errors = [e for e in test_report.errors if e.code not in FIXED_TEST_TOLERATED]
     if errors:
         raise DataError(f"{len(errors)} data error(s) in data.test_path, first: {errors[0].line()}")
+    return Splits(*_train_val_cut(config, splits), test_report.examples)
+
+
+def _train_val_cut(config: Config, splits: Splits) -> tuple[list[Example], list[Example]]:
+    """With data.test_path: every row of data.path to train or val, in the ratio split.train : split.val."""
+    split = config.data.split
     rows = [*splits.train, *splits.val, *splits.test]
     cut = split.train / (split.train + split.val)
-    train = [e for e in rows if split_position(e, split.seed) < cut]
-    val = [e for e in rows if split_position(e, split.seed) >= cut]
-    return Splits(train, val, test_report.examples)
+    return ([e for e in rows if split_position(e, split.seed) < cut],
+            [e for e in rows if split_position(e, split.seed) >= cut])
 
 
 def run_pipeline(config: Config, run: RunPaths, announce: Announce, show_progress: bool = True) -> RunSummary:

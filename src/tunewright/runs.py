@@ -108,6 +108,12 @@ class RunPaths:
     def summary(self) -> Path:
         return self.root / "summary.json"
 
+    @property
+    def sweep(self) -> Path:
+        """The table of trials of `tunewright sweep`: in a sweep directory, and copied into a run of the
+        config it chose."""
+        return self.root / "sweep.json"
+
 
 @dataclass(frozen=True)
 class AdapterManifest:

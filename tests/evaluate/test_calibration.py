@@ -18,7 +18,7 @@ from tunewright.evaluate.calibration import (
     expected_calibration_error,
     fit_weights,
 )
-from tunewright.evaluate.label_answers import label_scoring_format, prepare_scorer, scored_answers
+from tunewright.evaluate.label_answers import label_scoring_format, prepare_scorer, scored_answers, scored_labels
 from tunewright.modeling import load_model, load_tokenizer
 
 
@@ -67,6 +67,9 @@ def test_abstains_below_the_threshold(scored_project: tuple[object, ...], thresh
     assert fmt is not None and not fmt.label_only
     scorer = prepare_scorer(config, model, tokenizer, train, val, fmt)  # type: ignore[arg-type]
     answers = scored_answers(scorer, test)  # type: ignore[arg-type]
+    # the sweep's validation labels are these answers' labels, without generating the replies
+    assert scored_labels(scorer, test) == [None if a.abstained else a.label for a in answers]  # type: ignore[arg-type]
+    assert scored_answers(scorer, []) == []  # e.g. a fairness probe that found no name to swap
     for answer in answers:
         assert math.isclose(sum(answer.final_scores.values()), 1.0, rel_tol=1e-6)
         assert answer.label == max(answer.final_scores, key=lambda label: answer.final_scores[label])

@@ -75,6 +75,25 @@ def prepare_scorer(config: Config, model: Any, tokenizer: Any, train: list[Examp
 
 def scored_answers(scorer: LabelScorer, examples: list[Example],
                    on_batch: Progress | None = None) -> list[ScoredAnswer]:
+    model_scores, embedding_scores, final, chosen, abstained = _choices(scorer, examples, on_batch)
+    replies = _replies(scorer, examples, chosen, abstained)
+    return [ScoredAnswer(reply, label, scores[label], held, m, e, scores)
+            for reply, label, held, m, e, scores in zip(replies, chosen, abstained, model_scores, embedding_scores,
+                                                        final, strict=True)]
+
+
+def scored_labels(scorer: LabelScorer, examples: list[Example]) -> list[str | None]:
+    """Each example's label as scored_answers chooses it (None where it abstains), without generating
+    the rest of the answer."""
+    *_, chosen, abstained = _choices(scorer, examples)
+    return [None if held else label for label, held in zip(chosen, abstained, strict=True)]
+
+
+def _choices(scorer: LabelScorer, examples: list[Example], on_batch: Progress | None = None) -> tuple[
+        list[dict[str, float]], list[dict[str, float]], list[dict[str, float]], list[str], list[bool]]:
+    """The model's, the embedding classifier's and the final scores, the chosen labels and which abstain."""
+    if not examples:  # nothing to embed (the classifier refuses an empty batch)
+        return [], [], [], [], []
     config = scorer.config
     model_scores, embedding_scores = _scores(scorer, examples, on_batch)
     final = combine(model_scores, embedding_scores, scorer.weights) if config.eval.label_ensemble else model_scores
@@ -82,10 +101,7 @@ def scored_answers(scorer: LabelScorer, examples: list[Example],
     threshold = config.task.abstain_below
     abstained = [threshold is not None and scores[label] < threshold
                  for scores, label in zip(final, chosen, strict=True)]
-    replies = _replies(scorer, examples, chosen, abstained)
-    return [ScoredAnswer(reply, label, scores[label], held, m, e, scores)
-            for reply, label, held, m, e, scores in zip(replies, chosen, abstained, model_scores, embedding_scores,
-                                                        final, strict=True)]
+    return model_scores, embedding_scores, final, chosen, abstained
 
 
 def _scores(scorer: LabelScorer, examples: list[Example],

@@ -65,16 +65,18 @@ class MethodFacts:
     # Trains on preference rows (trl's trainers, LoRA adapters) instead of SFT examples; "pairs" or "unpaired"
     # (KTO: each row one answer marked desirable or not; pairs are split into one of each).
     preference: Literal["pairs", "unpaired"] | None = None
+    ranked: bool = False  # trains low-rank matrices of rank method.r (what `sweep` varies on its r axis)
 
 
 METHOD_FACTS: dict[str, MethodFacts] = {
     "full": MethodFacts("every weight", _full, artifact="model", min_examples=FULL_MIN_EXAMPLES,
                         max_examples=None, activation_widths=(10.0, 3.5), flops_per_parameter=6),
-    "lora": MethodFacts("low-rank adapters", _lora, merges_exactly=True, activation_widths=(16.0, 5.25)),
+    "lora": MethodFacts("low-rank adapters", _lora, merges_exactly=True, ranked=True, activation_widths=(16.0, 5.25)),
     # DoRA materialises every adapted weight to take its norms; part of that stays alive for backward.
-    "dora": MethodFacts("LoRA with a magnitude/direction split", _dora, merges_exactly=True,
+    "dora": MethodFacts("LoRA with a magnitude/direction split", _dora, merges_exactly=True, ranked=True,
                         activation_widths=(22.0, 8.25), extra_weight_bytes=2.5),
-    "qlora": MethodFacts("LoRA on a 4-bit NF4 base", _lora, quantized=True, activation_widths=(16.0, 5.25)),
+    "qlora": MethodFacts("LoRA on a 4-bit NF4 base", _lora, quantized=True, ranked=True,
+                         activation_widths=(16.0, 5.25)),
     "prompt_tuning": MethodFacts("virtual input tokens", _prompt_tuning, shares_prefix=False),
     "prefix_tuning": MethodFacts("per-layer key/value prefixes", _prefix_tuning, shares_prefix=False),
     "ia3": MethodFacts("per-channel scales", _ia3, activation_widths=(9.0, 3.75)),

@@ -19,11 +19,13 @@ from tunewright.report.sections import (
     intervals_section,
     probe_sections,
     round_comparison,
+    sweep_section,
     timing_section,
 )
 from tunewright.report.view import Section, build_view
 from tunewright.run_summary import EvalSummary, RunSummary
 from tunewright.runs import AdapterManifest, RunPaths, read_jsonl, write_bytes, write_text
+from tunewright.sweep.table import SweepResult
 
 __all__ = ["write_loss_plot", "write_reports"]
 
@@ -45,6 +47,8 @@ def write_reports(run: RunPaths, summary: RunSummary, other: tuple[str, RunSumma
     fields = fields_section(evaluation.candidates, evaluation.best_baseline)
     sections += [item for item in (intervals, confusion, fields, calibrated) if item is not None]
     sections += probe_sections(evaluation.probes)
+    if run.sweep.is_file():
+        sections.append(sweep_section(SweepResult.read(run.sweep)))
     sections.append(usage_section(run, summary))
     if (timed := timing_section(summary.timings.stages)) is not None:
         sections.append(timed)

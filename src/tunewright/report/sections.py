@@ -9,6 +9,7 @@ from typing import Any
 from tunewright.config import METRIC_TITLES, metric_title
 from tunewright.report.view import FINETUNED, MISSING, Section, Table, percent
 from tunewright.run_summary import RunSummary
+from tunewright.sweep.table import SweepResult, sweep_summary, trial_table
 
 FULL_MATRIX_LABELS = 12  # above this many labels, the most frequent confusions are listed instead
 TOP_CONFUSIONS = 15
@@ -154,3 +155,13 @@ def timing_section(stages: dict[str, float]) -> Section | None:
             "stage above it; the report's own writing is not included. The whole table is in summary.json "
             "(timings.stages).")
     return Section("Where the time went", [note], [Table(["stage", "seconds", "share"], rows)], folded=True)
+
+
+def sweep_section(result: SweepResult) -> Section:
+    """The sweep that chose this run's settings (sweep.json copied in by the run): every trial."""
+    headers, rows = trial_table(result)
+    note = (f"Each rung cell is the trial's {metric_title(result.metric)} (%) on the validation split after that "
+            "rung, @ the step it was measured at; the best 1/"
+            f"{result.eta} of each rung went on, resumed from its checkpoint. The test split was not read.")
+    return Section("Settings chosen by the sweep", [*sweep_summary(result), note], [Table(headers, rows)],
+                   folded=True)
