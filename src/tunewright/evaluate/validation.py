@@ -7,7 +7,7 @@ from tunewright.config import Config
 from tunewright.errors import ConfigError
 
 # evaluate/__init__.py's own generation and loading, so validation answers are made exactly as test answers
-from tunewright.evaluate import _generate, _load_finetuned, label_constraint, narrowed_constraints
+from tunewright.evaluate import _generate, _load_finetuned, finetuned_prompts, label_constraint, narrowed_constraints
 from tunewright.evaluate.candidates import zero_shot_chats
 from tunewright.evaluate.gate import FINETUNED
 from tunewright.evaluate.label_answers import label_scoring_format, prepare_scorer, scored_labels
@@ -23,12 +23,13 @@ def validation_metric(config: Config, run: RunPaths, metric: str) -> float:
     val, train = run.load_split("val"), run.load_split("train")
     model, tokenizer = _load_finetuned(config, run)
     fmt = label_scoring_format(config, train)
+    prompted = finetuned_prompts(config, train)
     if fmt is not None and metric in ("label_accuracy", "macro_f1"):
-        scorer = prepare_scorer(config, model, tokenizer, train, val, fmt)
+        scorer = prepare_scorer(config, model, tokenizer, train, val, fmt, prompted)
         replies = [config.task.escalation_reply if label is None else fmt.before + label + fmt.after
                    for label in scored_labels(scorer, val)]
     else:
-        replies = _generate(config, model, tokenizer, zero_shot_chats(val, config.task.system_prompt), "val",
+        replies = _generate(config, model, tokenizer, zero_shot_chats(prompted(val), config.task.system_prompt), "val",
                             False, label_constraint(config, tokenizer, train),
                             narrowed_constraints(config, tokenizer, val, train))
     predictions = [Prediction(example_id=example.id, candidate=FINETUNED, output=reply, reference=example.reference,
@@ -37,13 +38,13 @@ def validation_metric(config: Config, run: RunPaths, metric: str) -> float:
                    for example, reply in zip(val, replies, strict=True)]
     similarity = None
     if metric == "semantic_similarity":
-        from tunewright.evaluate.retrieval import packaged_embedder
+        from tunewright.retrieval import packaged_embedder
 
         similarity = packaged_embedder().similarity(replies, [p.reference for p in predictions])
     verdicts = None
     if metric == "judge_pass_rate" and config.eval.judge is not None:
         from tunewright.evaluate.judge import judge_answers
-        from tunewright.evaluate.retrieval import input_text
+        from tunewright.retrieval import input_text
 
         verdicts, _ = judge_answers(config.eval.judge, [(input_text(example), p.reference, p.output)
                                                         for example, p in zip(val, predictions, strict=True)])
