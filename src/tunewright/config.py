@@ -82,11 +82,8 @@ class TaskConfig(Section):
         None, description="Regex with a named group 'label' that extracts the label from an output."
     )
     rubric: list[RubricCriterion] = Field(default_factory=list, description="Rubric criteria for replies.")
-    neighbours: int = Field(
-        0, ge=0, le=20, description="Labelled tasks: each prompt shows the k training examples whose input is most "
-        "similar (packaged MiniLM), with their labels, before the input: in training (never the row itself or its "
-        "near-duplicates), evaluation and serving. 0: off.",
-    )
+    neighbours: int = Field(0, ge=0, le=20, description="Labelled tasks: each prompt shows the k most similar "
+                            "training inputs (MiniLM) with their labels, in training, evaluation and serving.")
     abstain_below: float | None = Field(
         None, gt=0, lt=1, description="With label scoring: when the fine-tuned model's probability of its label is "
         "below this, it answers task.escalation_reply instead of guessing (e.g. 0.5).",
@@ -397,17 +394,14 @@ SWEEP_AXES = ("learning_rate", "epochs", "r", "label_weight")
 class SweepGrid(Section):
     """The values `tunewright sweep` tries: every combination is one trial."""
 
-    learning_rate: list[Positive] = Field([1e-4, 3e-4, 1e-3], min_length=1, description="training.learning_rate "
-                                          "values.")
-    epochs: list[Positive] = Field([1.0, 2.0, 3.0], min_length=1, description="training.epochs values (each trial "
-                                   "trains for its epochs: training.max_steps is unset).")
+    learning_rate: list[Positive] = Field([1e-4, 3e-4, 1e-3], min_length=1, description="training.learning_rate.")
+    epochs: list[Positive] = Field([1.0, 2.0, 3.0], min_length=1, description="training.epochs (max_steps unset).")
     r: list[Annotated[int, Field(gt=0)]] = Field(
         [8, 16], min_length=1, description="method.r values, each with the config's alpha / r ratio kept (LoRA, "
         "DoRA and QLoRA; the other methods have no rank and skip this axis).")
     label_weight: list[Annotated[float, Field(ge=1)]] = Field(
-        [1.0, 10.0], min_length=1, description="training.label_weight values; swept for tasks with labels whose "
-        "answers go on after the label (a bare-label answer is all label, so there the weight would only "
-        "rescale the loss, which learning_rate already covers).")
+        [1.0, 10.0], min_length=1, description="training.label_weight values, for labelled tasks whose answers go "
+        "on after the label (on a bare label the weight only rescales the loss, as learning_rate does).")
 
     @model_validator(mode="before")
     @classmethod
@@ -421,8 +415,7 @@ class SweepGrid(Section):
 class SweepConfig(Section):
     """`tunewright sweep`: successive halving over sweep.grid on the validation split."""
 
-    budget_minutes: float = Field(30, gt=0, description="Wall-clock minutes the sweep may spend training and "
-                                  "validating (--budget-minutes overrides it).")
+    budget_minutes: float = Field(30, gt=0, description="Wall-clock minutes to train and validate (--budget-minutes).")
     eta: int = Field(3, ge=2, description="Successive halving keeps the best 1/eta of the trials at each rung.")
     grid: SweepGrid = Field(default_factory=SweepGrid, description="The values tried per setting.")
     chosen_by: Path | None = Field(
