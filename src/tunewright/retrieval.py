@@ -84,15 +84,11 @@ def nearest(embedder: Embedder, queries: list[Example], pool: list[Example], k: 
             exclude_same_id: bool = True) -> list[list[Example]]:
     """For each query, the k pool examples with the most similar input, most similar last, so the
     closest demonstration sits right before the question."""
-    if not pool or k <= 0:
-        return [[] for _ in queries]
-    scores = embedder.embed([input_text(q) for q in queries]) @ embedder.embed([input_text(p) for p in pool]).T
-    result = []
-    for row, query in enumerate(scores):
-        ranked = [int(i) for i in torch.argsort(query, descending=True)]
-        chosen = [pool[i] for i in ranked if not (exclude_same_id and pool[i].id == queries[row].id)][:k]
-        result.append(list(reversed(chosen)))
-    return result
+    rows_of: dict[str, set[int]] = {}
+    for index, example in enumerate(pool):
+        rows_of.setdefault(example.id, set()).add(index)
+    barred = [rows_of.get(query.id, set()) for query in queries] if exclude_same_id else None
+    return [[pool[i] for i in shown] for shown in Neighbours(pool, k, embedder).nearest_indices(queries, barred)]
 
 
 def neighbour_turn(text: str, shown: Sequence[Example]) -> str:
@@ -135,13 +131,17 @@ class Neighbours:
     k: int
     embedder: Embedder
 
+    @functools.cached_property
+    def _pool_vectors(self) -> torch.Tensor:
+        """The pool's embeddings, stacked once (a served request would otherwise restack them)."""
+        return self.embedder.embed([input_text(p) for p in self.pool])
+
     def nearest_indices(self, examples: Sequence[Example],
                         exclude: Sequence[Collection[int]] | None = None) -> list[list[int]]:
         """Pool indices shown to each example, most similar last; `exclude[i]`: indices row i never sees."""
-        if not examples or not self.pool:
+        if not examples or not self.pool or self.k <= 0:
             return [[] for _ in examples]
-        scores = self.embedder.embed([input_text(e) for e in examples]) @ self.embedder.embed(
-            [input_text(p) for p in self.pool]).T
+        scores = self.embedder.embed([input_text(e) for e in examples]) @ self._pool_vectors.T
         shown = []
         for row, query in enumerate(scores):
             barred = exclude[row] if exclude is not None else ()
