@@ -20,7 +20,7 @@ from tunewright.evaluate.calibration import combine, fit_weights
 from tunewright.evaluate.candidates import zero_shot_chats
 from tunewright.evaluate.constrained import LabelFormat, build_trie, label_format
 from tunewright.evaluate.embedding_baselines import classifier_probabilities
-from tunewright.evaluate.generate import generate_replies
+from tunewright.evaluate.generate import Chat, generate_replies
 from tunewright.evaluate.label_scoring import score_labels
 from tunewright.records import Example
 
@@ -52,6 +52,10 @@ class LabelScorer:
     weights: tuple[float, float]  # (model, embedding classifier) in calibration.combine
     prompted: Prompted  # the model's prompt for each input (task.neighbours: with its retrieved examples)
 
+    def chats(self, examples: Sequence[Example]) -> list[Chat]:
+        """The fine-tuned model's chats for `examples`, as training saw them (retrieved examples included)."""
+        return zero_shot_chats(self.prompted(examples), self.config.task.system_prompt)
+
 
 def label_scoring_format(config: Config, train: list[Example]) -> LabelFormat | None:
     """The answers' label format when label scoring applies to this task, else None."""
@@ -68,15 +72,16 @@ def prepare_scorer(config: Config, model: Any, tokenizer: Any, train: list[Examp
     scorer = LabelScorer(config, model, tokenizer, train, fmt, stop, (1.0, 0.0), prompted)
     if not config.eval.label_ensemble or not val:
         return scorer
-    model_scores, embedding_scores = _scores(scorer, val)
+    model_scores, embedding_scores = _scores(scorer, val, scorer.chats(val))
     weights = fit_weights(model_scores, embedding_scores, [example.label for example in val])
     return LabelScorer(config, model, tokenizer, train, fmt, stop, weights, prompted)
 
 
 def scored_answers(scorer: LabelScorer, examples: list[Example],
                    on_batch: Progress | None = None) -> list[ScoredAnswer]:
-    model_scores, embedding_scores, final, chosen, abstained = _choices(scorer, examples, on_batch)
-    replies = _replies(scorer, examples, chosen, abstained)
+    chats = scorer.chats(examples)  # built once: retrieval (task.neighbours) runs once per input
+    model_scores, embedding_scores, final, chosen, abstained = _choices(scorer, examples, chats, on_batch)
+    replies = _replies(scorer, chats, chosen, abstained)
     return [ScoredAnswer(reply, label, scores[label], held, m, e, scores)
             for reply, label, held, m, e, scores in zip(replies, chosen, abstained, model_scores, embedding_scores,
                                                         final, strict=True)]
@@ -85,17 +90,18 @@ def scored_answers(scorer: LabelScorer, examples: list[Example],
 def scored_labels(scorer: LabelScorer, examples: list[Example]) -> list[str | None]:
     """Each example's label as scored_answers chooses it (None where it abstains), without generating
     the rest of the answer."""
-    *_, chosen, abstained = _choices(scorer, examples)
+    *_, chosen, abstained = _choices(scorer, examples, scorer.chats(examples))
     return [None if held else label for label, held in zip(chosen, abstained, strict=True)]
 
 
-def _choices(scorer: LabelScorer, examples: list[Example], on_batch: Progress | None = None) -> tuple[
+def _choices(scorer: LabelScorer, examples: list[Example], chats: list[Chat],
+             on_batch: Progress | None = None) -> tuple[
         list[dict[str, float]], list[dict[str, float]], list[dict[str, float]], list[str], list[bool]]:
     """The model's, the embedding classifier's and the final scores, the chosen labels and which abstain."""
     if not examples:  # nothing to embed (the classifier refuses an empty batch)
         return [], [], [], [], []
     config = scorer.config
-    model_scores, embedding_scores = _scores(scorer, examples, on_batch)
+    model_scores, embedding_scores = _scores(scorer, examples, chats, on_batch)
     final = combine(model_scores, embedding_scores, scorer.weights) if config.eval.label_ensemble else model_scores
     chosen = [max(scores, key=lambda label: scores[label]) for scores in final]
     threshold = config.task.abstain_below
@@ -104,7 +110,7 @@ def _choices(scorer: LabelScorer, examples: list[Example], on_batch: Progress | 
     return model_scores, embedding_scores, final, chosen, abstained
 
 
-def _scores(scorer: LabelScorer, examples: list[Example],
+def _scores(scorer: LabelScorer, examples: list[Example], chats: list[Chat],
             on_batch: Progress | None = None) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     """The model's and the embedding classifier's probabilities over each example's shortlist."""
     config = scorer.config
@@ -114,7 +120,6 @@ def _scores(scorer: LabelScorer, examples: list[Example],
     for row in probabilities:
         ranked = [known[int(i)] for i in np.argsort(-row, kind="stable")]
         shortlists.append(ranked[:count] if count else list(config.task.labels))
-    chats = zero_shot_chats(scorer.prompted(examples), config.task.system_prompt)
     model_scores = score_labels(scorer.model, scorer.tokenizer, chats, shortlists, scorer.fmt, scorer.stop_id,
                                 config.eval.batch_size, on_batch)
     index = {label: i for i, label in enumerate(known)}
@@ -126,7 +131,7 @@ def _scores(scorer: LabelScorer, examples: list[Example],
     return model_scores, embedding_scores
 
 
-def _replies(scorer: LabelScorer, examples: list[Example], labels: list[str], abstained: list[bool]) -> list[str]:
+def _replies(scorer: LabelScorer, chats: list[Chat], labels: list[str], abstained: list[bool]) -> list[str]:
     """Bare-label answers are the label; longer answers are generated after the chosen label."""
     config, fmt = scorer.config, scorer.fmt
     escalation = config.task.escalation_reply
@@ -134,7 +139,6 @@ def _replies(scorer: LabelScorer, examples: list[Example], labels: list[str], ab
         return [escalation if held else fmt.before + label + fmt.after
                 for label, held in zip(labels, abstained, strict=True)]
     tries = {label: build_trie(scorer.tokenizer, [label], fmt, scorer.stop_id) for label in set(labels)}
-    chats = zero_shot_chats(scorer.prompted(examples), config.task.system_prompt)
     generated = generate_replies(scorer.model, scorer.tokenizer, chats,
                                  config.eval.max_new_tokens, config.eval.batch_size,
                                  row_constraints=[tries[label] for label in labels])
