@@ -18,6 +18,7 @@ from tunewright.runs import RunPaths, existing_run
 
 if TYPE_CHECKING:
     from tunewright.feedback.store import FeedbackStore
+    from tunewright.library import AdapterEntry
 
 adapters_app = typer.Typer(help="Manage an adapter library: the adapters a server hosts.", no_args_is_help=True)
 feedback_app = typer.Typer(help="The feedback store: exchanges and ratings logged by the server.",
@@ -121,20 +122,21 @@ def _export_vllm(library: Path, out: Path, base: str | None, verify: bool, verif
         from tunewright.export import verify as check
         from tunewright.export.vllm_runtime import vllm_answers
 
-        run_paths, adapter, python = checked
+        run_paths, entry, python = checked
         config = load_config(run_paths.config)
-        reference = check.reference_answers(config, run_paths, verify_prompts)
-        runtime, answers = vllm_answers(plan.path, adapter, reference.chats, config.eval.max_new_tokens, python)
+        # compared with what the client card sends: the entry's system prompt, not the run config's
+        reference = check.reference_answers(config, run_paths, verify_prompts, entry.system_prompt)
+        runtime, answers = vllm_answers(plan.path, entry.name, reference.chats, config.eval.max_new_tokens, python)
         _report_parity(check.compare("vllm", runtime, "f32", reference, answers))
 
 
-def _vllm_check(library: Path, verify_run: Path, runtime_python: Path | None) -> tuple[RunPaths, str, Path]:
+def _vllm_check(library: Path, verify_run: Path, runtime_python: Path | None) -> tuple[RunPaths, AdapterEntry, Path]:
     """What --verify needs, checked before anything is written: vLLM's python, the run, its library entry."""
     from tunewright.export import verify as check
 
     python = check.runtime_python(check.VLLM_PYTHON, runtime_python)
     run_paths = existing_run(verify_run)
-    return run_paths, check.library_entry(library, run_paths).name, python
+    return run_paths, check.library_entry(library, run_paths), python
 
 
 def _report_parity(parity: Any) -> None:

@@ -81,13 +81,16 @@ class Parity:
         return {**asdict(self), "required": self.required, "ok": self.ok}
 
 
-def reference_answers(config: Config, run: RunPaths, count: int) -> Reference:
+def reference_answers(config: Config, run: RunPaths, count: int, system_prompt: str | None = None) -> Reference:
     """tunewright's greedy answers (as its server gives them to one client, one request at a time) with
-    the adapter and with it disabled."""
+    the adapter and with it disabled, under `system_prompt`: the one the artifact's clients get, which
+    for vLLM is the library entry's (its client card's, and `tunewright serve`'s for that adapter);
+    the run's task.system_prompt, which merge and GGUF write into the chat template, by default."""
     examples = run.load_split("test")[:count]
     # A client sends its own messages only; the exported chat template supplies the system prompt.
     chats = [[{"role": m.role, "content": m.content} for m in example.prompt] for example in examples]
-    prompted = [with_system_prompt(example.prompt, config.task.system_prompt) for example in examples]
+    prompt = config.task.system_prompt if system_prompt is None else system_prompt
+    prompted = [with_system_prompt(example.prompt, prompt) for example in examples]
     tokenizer = load_tokenizer(run.adapter)
     model = load_with_adapter(resolve_base_model(config.model.base), run.adapter)
     tokens = config.eval.max_new_tokens
