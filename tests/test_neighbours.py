@@ -14,7 +14,7 @@ from tunewright.chat import prompt_ids, with_system_prompt
 from tunewright.config import load_config
 from tunewright.data.duplicates import input_clusters
 from tunewright.errors import ConfigError, ModelError
-from tunewright.evaluate import finetuned_prompts
+from tunewright.evaluate.task_decoding import finetuned_prompts
 from tunewright.library import AdapterLibrary, base_fingerprint, read_adapter_dir
 from tunewright.merge import mergeable_adapter
 from tunewright.modeling import load_tokenizer

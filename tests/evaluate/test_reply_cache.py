@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from tunewright.config import load_config
-from tunewright.evaluate import evaluate_baselines, label_constraint
+from tunewright.evaluate import evaluate_baselines
 from tunewright.evaluate.candidates import zero_shot_chats
 from tunewright.evaluate.reply_cache import cached_replies, reply_key
+from tunewright.evaluate.task_decoding import label_constraint
 from tunewright.modeling import load_tokenizer
 from tunewright.pipeline import prepare_run
 from tunewright.runs import RunPaths, read_json

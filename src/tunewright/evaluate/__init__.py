@@ -10,18 +10,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tunewright.chat import stop_token_ids
 from tunewright.config import EMBEDDING_BASELINES, Config
 from tunewright.evaluate.baselines import BASELINES, BaselineInputs
 from tunewright.evaluate.candidates import zero_shot_chats
-from tunewright.evaluate.constrained import LabelTrie, build_trie, label_format
 from tunewright.evaluate.embedding_baselines import embedding_answers
 from tunewright.evaluate.endpoint import api_key, chat_completion
 from tunewright.evaluate.gate import FINETUNED
 from tunewright.evaluate.generate import Chat, generate_replies
 from tunewright.evaluate.label_answers import (
     LabelScorer,
-    Prompted,
     label_scoring_format,
     prepare_scorer,
     scored_answers,
@@ -30,7 +27,13 @@ from tunewright.evaluate.metrics import grade_rubric
 from tunewright.evaluate.probes import counterfactual_examples, fairness, general_probes
 from tunewright.evaluate.reply_cache import cached_replies, reply_key
 from tunewright.evaluate.scoring import EvalResult, score_run
-from tunewright.grammar import ProcessorFactory, schema_processor_factory
+from tunewright.evaluate.task_decoding import (
+    finetuned_prompts,
+    generate_answers,
+    label_constraint,
+    load_finetuned,
+    narrowed_constraints,
+)
 from tunewright.modeling import load_model, load_tokenizer, resolve_base_model
 from tunewright.progress import progress_bar
 from tunewright.records import Example, Prediction, extract_label
@@ -60,7 +63,7 @@ def evaluate_baselines(config: Config, run: RunPaths, show_progress: bool = True
             key = reply_key(model_dir, tokenizer, chats, config.eval.max_new_tokens, config.eval.batch_size,
                             constraint, config.task.output_schema if config.eval.constrain_schema else None)
             replies, hit = cached_replies(
-                key, lambda: _generate(config, base.get(), tokenizer, chats, name, show_progress, constraint))
+                key, lambda: generate_answers(config, base.get(), tokenizer, chats, name, show_progress, constraint))
             if hit:
                 reused.append(name)
             return replies
@@ -105,7 +108,7 @@ def evaluate_finetuned(config: Config, run: RunPaths, show_progress: bool = True
     """Generate the fine-tuned model's answers on the test split, and its probe answers."""
     test, train = test_examples(config, run), run.load_split("train")
     with stage("load_model"):
-        model, tokenizer = _load_finetuned(config, run)
+        model, tokenizer = load_finetuned(config, run)
     fmt = label_scoring_format(config, train)
     prompted = finetuned_prompts(config, train)
     if fmt is not None:
@@ -119,7 +122,7 @@ def evaluate_finetuned(config: Config, run: RunPaths, show_progress: bool = True
         chats = zero_shot_chats(prompted(test), config.task.system_prompt)
         narrowed = narrowed_constraints(config, tokenizer, test, train)
         with stage("test_answers"):
-            replies = _generate(config, model, tokenizer, chats, FINETUNED, show_progress, constraint, narrowed)
+            replies = generate_answers(config, model, tokenizer, chats, FINETUNED, show_progress, constraint, narrowed)
             _write_predictions(config, run, FINETUNED, test, replies)
     probes = config.eval.probes
     if probes.forgetting:
@@ -135,7 +138,7 @@ def evaluate_finetuned(config: Config, run: RunPaths, show_progress: bool = True
                 swapped = [answer.reply for answer in scored_answers(scorer, changed)]
             else:
                 chats = zero_shot_chats(prompted(changed), config.task.system_prompt)
-                swapped = _generate(config, model, tokenizer, chats, "fairness probe", show_progress, constraint,
+                swapped = generate_answers(config, model, tokenizer, chats, "fairness probe", show_progress, constraint,
                                     narrowed_constraints(config, tokenizer, changed, train))
             regex = config.task.label_regex
             result = fairness(pairs, [extract_label(by_id[a.id], regex) for a, _ in pairs],
@@ -143,77 +146,8 @@ def evaluate_finetuned(config: Config, run: RunPaths, show_progress: bool = True
             write_json(run.eval_dir / "probe_fairness.json", result)
 
 
-def finetuned_prompts(config: Config, train: list[Example]) -> Prompted:
-    """How the fine-tuned model's inputs become its prompts: as they are, or (task.neighbours) showing their
-    nearest training examples, exactly as in training (train/recipe.prompted_splits)."""
-    if not config.task.neighbours:
-        return list
-    from tunewright.retrieval import Neighbours, packaged_embedder
-
-    return Neighbours(train, config.task.neighbours, packaged_embedder()).show
-
-
-def label_constraint(config: Config, tokenizer: Any, train: list[Example]) -> LabelTrie | None:
-    """The label trie every candidate decodes with, when the task has labels and its training answers
-    agree on where the label sits; None (free generation) otherwise."""
-    task = config.task
-    if not (config.eval.constrain_labels and task.labels and task.label_regex and train) or task.output_schema:
-        return None  # with an output schema the schema constrains the whole answer, labels included
-    fmt = label_format([example.reference for example in train], task.label_regex)
-    if fmt is None:
-        return None
-    stops = stop_token_ids(tokenizer)
-    stop = tokenizer.eos_token_id if tokenizer.eos_token_id in stops else stops[0]
-    return build_trie(tokenizer, task.labels, fmt, stop)
-
-
-def schema_constraint(config: Config, model: Any, tokenizer: Any) -> ProcessorFactory | None:
-    """The output-schema processors every candidate decodes with (eval.constrain_schema), or None."""
-    if config.task.output_schema is None or not config.eval.constrain_schema:
-        return None
-    return schema_processor_factory(tokenizer, config.task.output_schema, stop_token_ids(tokenizer),
-                                    model.config.vocab_size)
-
-
-def narrowed_constraints(config: Config, tokenizer: Any, test: list[Example],
-                         train: list[Example]) -> list[LabelTrie] | None:
-    """With eval.retrieval_candidates = N: one trie per test input over the labels of its N most similar
-    training examples (the retrieval shortlist), so the model picks among likely labels only."""
-    task = config.task
-    count = config.eval.retrieval_candidates
-    if count == 0 or label_constraint(config, tokenizer, train) is None or task.label_regex is None:
-        return None
-    from tunewright.retrieval import nearest, packaged_embedder
-
-    fmt = label_format([example.reference for example in train], task.label_regex)
-    assert fmt is not None  # label_constraint found it
-    stops = stop_token_ids(tokenizer)
-    stop = tokenizer.eos_token_id if tokenizer.eos_token_id in stops else stops[0]
-    tries = {}
-    result = []
-    for shots in nearest(packaged_embedder(), test, train, count):
-        shortlist = tuple(sorted({shot.label for shot in shots if shot.label in task.labels}))
-        if shortlist not in tries:
-            tries[shortlist] = build_trie(tokenizer, list(shortlist) or task.labels, fmt, stop)
-        result.append(tries[shortlist])
-    return result
-
-
 def test_examples(config: Config, run: RunPaths) -> list[Example]:
     return run.load_split("test")[: config.eval.max_test_rows]
-
-
-def _load_finetuned(config: Config, run: RunPaths) -> tuple[Any, Any]:
-    from tunewright.methods import METHODS, artifact_dir, load_trained
-
-    artifact = artifact_dir(config, run)
-    # The artifact's own tokenizer carries the chat template it was trained with.
-    tokenizer = load_tokenizer(artifact)
-    model = load_trained(resolve_base_model(config.model.base), artifact, config.method.name)
-    if METHODS[config.method.name].facts.merges_exactly:
-        # Merged in memory only to generate faster; the saved adapter is what is evaluated.
-        model = model.merge_and_unload()
-    return model, tokenizer
 
 
 def _general_chats() -> list[Chat]:
@@ -223,20 +157,6 @@ def _general_chats() -> list[Chat]:
 
 def _general_answers(config: Config, model: Any, tokenizer: Any) -> list[str]:
     replies = generate_replies(model, tokenizer, _general_chats(), PROBE_TOKENS, config.eval.batch_size)
-    return [reply.text for reply in replies]
-
-
-def _generate(config: Config, model: Any, tokenizer: Any, chats: list[Chat], name: str,
-              show_progress: bool, constraint: LabelTrie | None = None,
-              row_constraints: list[LabelTrie] | None = None) -> list[str]:
-    progress = progress_bar(f"eval {name}", disable=not show_progress)
-    with progress:
-        task_id = progress.add_task(name, total=len(chats))
-        replies = generate_replies(
-            model, tokenizer, chats, config.eval.max_new_tokens, config.eval.batch_size,
-            on_batch=lambda done: progress.advance(task_id, done), constraint=constraint,
-            row_constraints=row_constraints, schema=schema_constraint(config, model, tokenizer),
-        )
     return [reply.text for reply in replies]
 
 

@@ -13,11 +13,11 @@ import torch
 from tunewright.chat import encode_example, with_system_prompt
 from tunewright.config import Config
 from tunewright.errors import ConfigError
-from tunewright.evaluate import label_constraint
 from tunewright.evaluate.candidates import zero_shot_chats
 from tunewright.evaluate.gate import FINETUNED
 from tunewright.evaluate.generate import generate_replies
 from tunewright.evaluate.policy import policy_decision, read_policy_probe, score_policy
+from tunewright.evaluate.task_decoding import label_constraint
 from tunewright.modeling import load_model, load_tokenizer, load_with_adapter, resolve_base_model
 from tunewright.records import Example, Message, Preference, extract_label
 from tunewright.report.policy import write_policy_reports

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from tunewright.config import Config
 from tunewright.errors import ConfigError
-
-# evaluate/__init__.py's own generation and loading, so validation answers are made exactly as test answers
-from tunewright.evaluate import _generate, _load_finetuned, finetuned_prompts, label_constraint, narrowed_constraints
 from tunewright.evaluate.candidates import zero_shot_chats
 from tunewright.evaluate.gate import FINETUNED
 from tunewright.evaluate.label_answers import label_scoring_format, prepare_scorer, scored_labels
 from tunewright.evaluate.metrics import grade_rubric, score
+
+# evaluate/__init__.py's own generation and loading, so validation answers are made exactly as test answers
+from tunewright.evaluate.task_decoding import (
+    finetuned_prompts,
+    generate_answers,
+    label_constraint,
+    load_finetuned,
+    narrowed_constraints,
+)
 from tunewright.records import Prediction, extract_label
 from tunewright.runs import RunPaths
 
@@ -21,7 +27,7 @@ def validation_metric(config: Config, run: RunPaths, metric: str) -> float:
     evaluate_finetuned and score_run produce and score the test split's (`tunewright sweep` selects on it).
     For a label metric under label scoring only the label is scored, so the rest is not generated."""
     val, train = run.load_split("val"), run.load_split("train")
-    model, tokenizer = _load_finetuned(config, run)
+    model, tokenizer = load_finetuned(config, run)
     fmt = label_scoring_format(config, train)
     prompted = finetuned_prompts(config, train)
     if fmt is not None and metric in ("label_accuracy", "macro_f1"):
@@ -29,9 +35,10 @@ def validation_metric(config: Config, run: RunPaths, metric: str) -> float:
         replies = [config.task.escalation_reply if label is None else fmt.before + label + fmt.after
                    for label in scored_labels(scorer, val)]
     else:
-        replies = _generate(config, model, tokenizer, zero_shot_chats(prompted(val), config.task.system_prompt), "val",
-                            False, label_constraint(config, tokenizer, train),
-                            narrowed_constraints(config, tokenizer, val, train))
+        chats = zero_shot_chats(prompted(val), config.task.system_prompt)
+        replies = generate_answers(config, model, tokenizer, chats, "val", False,
+                                   label_constraint(config, tokenizer, train),
+                                   narrowed_constraints(config, tokenizer, val, train))
     predictions = [Prediction(example_id=example.id, candidate=FINETUNED, output=reply, reference=example.reference,
                               label=example.label, predicted_label=extract_label(reply, config.task.label_regex),
                               rubric=grade_rubric(config.task, reply))

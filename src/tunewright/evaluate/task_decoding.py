@@ -1,0 +1,101 @@
+"""How every candidate decodes for this task: the fine-tuned model's prompts (task.neighbours), the label
+trie and its per-input shortlists, the output schema's processors, the trained artifact loaded, and the
+answers generated under them, shared by the test evaluation and the sweep's validation passes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunewright.chat import stop_token_ids
+from tunewright.config import Config
+from tunewright.evaluate.constrained import LabelTrie, build_trie, label_format
+from tunewright.evaluate.generate import Chat, generate_replies
+from tunewright.evaluate.label_answers import Prompted
+from tunewright.grammar import ProcessorFactory, schema_processor_factory
+from tunewright.modeling import load_tokenizer, resolve_base_model
+from tunewright.progress import progress_bar
+from tunewright.records import Example
+from tunewright.runs import RunPaths
+
+
+def finetuned_prompts(config: Config, train: list[Example]) -> Prompted:
+    """How the fine-tuned model's inputs become its prompts: as they are, or (task.neighbours) showing their
+    nearest training examples, exactly as in training (train/recipe.prompted_splits)."""
+    if not config.task.neighbours:
+        return list
+    from tunewright.retrieval import Neighbours, packaged_embedder
+
+    return Neighbours(train, config.task.neighbours, packaged_embedder()).show
+
+
+def label_constraint(config: Config, tokenizer: Any, train: list[Example]) -> LabelTrie | None:
+    """The label trie every candidate decodes with, when the task has labels and its training answers
+    agree on where the label sits; None (free generation) otherwise."""
+    task = config.task
+    if not (config.eval.constrain_labels and task.labels and task.label_regex and train) or task.output_schema:
+        return None  # with an output schema the schema constrains the whole answer, labels included
+    fmt = label_format([example.reference for example in train], task.label_regex)
+    if fmt is None:
+        return None
+    stops = stop_token_ids(tokenizer)
+    stop = tokenizer.eos_token_id if tokenizer.eos_token_id in stops else stops[0]
+    return build_trie(tokenizer, task.labels, fmt, stop)
+
+
+def schema_constraint(config: Config, model: Any, tokenizer: Any) -> ProcessorFactory | None:
+    """The output-schema processors every candidate decodes with (eval.constrain_schema), or None."""
+    if config.task.output_schema is None or not config.eval.constrain_schema:
+        return None
+    return schema_processor_factory(tokenizer, config.task.output_schema, stop_token_ids(tokenizer),
+                                    model.config.vocab_size)
+
+
+def narrowed_constraints(config: Config, tokenizer: Any, test: list[Example],
+                         train: list[Example]) -> list[LabelTrie] | None:
+    """With eval.retrieval_candidates = N: one trie per test input over the labels of its N most similar
+    training examples (the retrieval shortlist), so the model picks among likely labels only."""
+    task = config.task
+    count = config.eval.retrieval_candidates
+    if count == 0 or label_constraint(config, tokenizer, train) is None or task.label_regex is None:
+        return None
+    from tunewright.retrieval import nearest, packaged_embedder
+
+    fmt = label_format([example.reference for example in train], task.label_regex)
+    assert fmt is not None  # label_constraint found it
+    stops = stop_token_ids(tokenizer)
+    stop = tokenizer.eos_token_id if tokenizer.eos_token_id in stops else stops[0]
+    tries = {}
+    result = []
+    for shots in nearest(packaged_embedder(), test, train, count):
+        shortlist = tuple(sorted({shot.label for shot in shots if shot.label in task.labels}))
+        if shortlist not in tries:
+            tries[shortlist] = build_trie(tokenizer, list(shortlist) or task.labels, fmt, stop)
+        result.append(tries[shortlist])
+    return result
+
+
+def load_finetuned(config: Config, run: RunPaths) -> tuple[Any, Any]:
+    from tunewright.methods import METHODS, artifact_dir, load_trained
+
+    artifact = artifact_dir(config, run)
+    # The artifact's own tokenizer carries the chat template it was trained with.
+    tokenizer = load_tokenizer(artifact)
+    model = load_trained(resolve_base_model(config.model.base), artifact, config.method.name)
+    if METHODS[config.method.name].facts.merges_exactly:
+        # Merged in memory only to generate faster; the saved adapter is what is evaluated.
+        model = model.merge_and_unload()
+    return model, tokenizer
+
+
+def generate_answers(config: Config, model: Any, tokenizer: Any, chats: list[Chat], name: str,
+              show_progress: bool, constraint: LabelTrie | None = None,
+              row_constraints: list[LabelTrie] | None = None) -> list[str]:
+    progress = progress_bar(f"eval {name}", disable=not show_progress)
+    with progress:
+        task_id = progress.add_task(name, total=len(chats))
+        replies = generate_replies(
+            model, tokenizer, chats, config.eval.max_new_tokens, config.eval.batch_size,
+            on_batch=lambda done: progress.advance(task_id, done), constraint=constraint,
+            row_constraints=row_constraints, schema=schema_constraint(config, model, tokenizer),
+        )
+    return [reply.text for reply in replies]
