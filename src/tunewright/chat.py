@@ -97,3 +97,9 @@ def stop_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
         if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
             ids.add(token_id)
     return sorted(i for i in ids if i is not None)
+
+
+def answer_stop_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The one stop token a constrained answer ends with: eos where it ends a turn, else the first stop."""
+    stops = stop_token_ids(tokenizer)
+    return int(tokenizer.eos_token_id) if tokenizer.eos_token_id in stops else stops[0]

@@ -138,8 +138,8 @@ def evaluate_finetuned(config: Config, run: RunPaths, show_progress: bool = True
                 swapped = [answer.reply for answer in scored_answers(scorer, changed)]
             else:
                 chats = zero_shot_chats(prompted(changed), config.task.system_prompt)
-                swapped = generate_answers(config, model, tokenizer, chats, "fairness probe", show_progress, constraint,
-                                    narrowed_constraints(config, tokenizer, changed, train))
+                swapped = generate_answers(config, model, tokenizer, chats, "fairness probe", show_progress,
+                                           constraint, narrowed_constraints(config, tokenizer, changed, train))
             regex = config.task.label_regex
             result = fairness(pairs, [extract_label(by_id[a.id], regex) for a, _ in pairs],
                               [extract_label(reply, regex) for reply in swapped], swapped)

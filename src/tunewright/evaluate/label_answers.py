@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tunewright.chat import stop_token_ids
+from tunewright.chat import answer_stop_id
 from tunewright.config import Config
 from tunewright.evaluate.calibration import combine, fit_weights
 from tunewright.evaluate.candidates import zero_shot_chats
@@ -67,8 +67,7 @@ def label_scoring_format(config: Config, train: list[Example]) -> LabelFormat | 
 
 def prepare_scorer(config: Config, model: Any, tokenizer: Any, train: list[Example], val: list[Example],
                    fmt: LabelFormat, prompted: Prompted = list) -> LabelScorer:
-    stops = stop_token_ids(tokenizer)
-    stop = tokenizer.eos_token_id if tokenizer.eos_token_id in stops else stops[0]
+    stop = answer_stop_id(tokenizer)
     scorer = LabelScorer(config, model, tokenizer, train, fmt, stop, (1.0, 0.0), prompted)
     if not config.eval.label_ensemble or not val:
         return scorer

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunewright.chat import stop_token_ids
+from tunewright.chat import answer_stop_id, stop_token_ids
 from tunewright.config import Config
-from tunewright.evaluate.constrained import LabelTrie, build_trie, label_format
+from tunewright.evaluate.constrained import LabelFormat, LabelTrie, build_trie, label_format
 from tunewright.evaluate.generate import Chat, generate_replies
 from tunewright.evaluate.label_answers import Prompted
 from tunewright.grammar import ProcessorFactory, schema_processor_factory
@@ -31,15 +31,18 @@ def finetuned_prompts(config: Config, train: list[Example]) -> Prompted:
 def label_constraint(config: Config, tokenizer: Any, train: list[Example]) -> LabelTrie | None:
     """The label trie every candidate decodes with, when the task has labels and its training answers
     agree on where the label sits; None (free generation) otherwise."""
+    found = _label_decoding(config, tokenizer, train)
+    return None if found is None else build_trie(tokenizer, config.task.labels, *found)
+
+
+def _label_decoding(config: Config, tokenizer: Any, train: list[Example]) -> tuple[LabelFormat, int] | None:
+    """Where the label sits in the answers and the stop token after them, when labels are decoded
+    constrained; None otherwise."""
     task = config.task
     if not (config.eval.constrain_labels and task.labels and task.label_regex and train) or task.output_schema:
         return None  # with an output schema the schema constrains the whole answer, labels included
     fmt = label_format([example.reference for example in train], task.label_regex)
-    if fmt is None:
-        return None
-    stops = stop_token_ids(tokenizer)
-    stop = tokenizer.eos_token_id if tokenizer.eos_token_id in stops else stops[0]
-    return build_trie(tokenizer, task.labels, fmt, stop)
+    return None if fmt is None else (fmt, answer_stop_id(tokenizer))
 
 
 def schema_constraint(config: Config, model: Any, tokenizer: Any) -> ProcessorFactory | None:
@@ -56,14 +59,12 @@ def narrowed_constraints(config: Config, tokenizer: Any, test: list[Example],
     training examples (the retrieval shortlist), so the model picks among likely labels only."""
     task = config.task
     count = config.eval.retrieval_candidates
-    if count == 0 or label_constraint(config, tokenizer, train) is None or task.label_regex is None:
+    found = _label_decoding(config, tokenizer, train) if count else None
+    if found is None:
         return None
     from tunewright.retrieval import nearest, packaged_embedder
 
-    fmt = label_format([example.reference for example in train], task.label_regex)
-    assert fmt is not None  # label_constraint found it
-    stops = stop_token_ids(tokenizer)
-    stop = tokenizer.eos_token_id if tokenizer.eos_token_id in stops else stops[0]
+    fmt, stop = found
     tries = {}
     result = []
     for shots in nearest(packaged_embedder(), test, train, count):
