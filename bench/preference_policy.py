@@ -49,7 +49,7 @@ def main() -> None:
     result["dpo_train_pairs"] = len((args.dpo_run / "data" / "train.jsonl").read_text().splitlines())
     result["stages"]["eval"] = timed(["eval", str(args.dpo_run)], allowed=(0, 3))
     scores = json.loads((args.dpo_run / "eval" / "policy.json").read_text())
-    result["scores"] = {key: value for key, value in scores.items() if key not in ("examples",)}
+    result["scores"] = scores  # with every probe answer of every candidate: the evidence behind the pass rates
     result["summary"] = summarise(result)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -92,7 +92,8 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
         "policy_gain_over_sft": gain["difference"], "policy_gain_over_sft_ci95": gain["ci95"],
         "label_accuracy": labels, "label_accuracy_drop_vs_sft": labels["sft"] - labels["finetuned"]
         if "sft" in labels and "finetuned" in labels else None,
-        "preference_accuracy": scores["preference_accuracy"], "test_pairs": scores["test_pairs"],
+        "preference_accuracy": scores["preference_accuracy"],
+        "preference_accuracy_summed": scores.get("preference_accuracy_summed"), "test_pairs": scores["test_pairs"],
         "probe_rows": policy["rows"], "task_test_rows": scores["task_test_rows"],
         "decision": scores["decision"], "dpo_steps": training["steps"], "dpo_train_pairs": result["dpo_train_pairs"],
         "dpo_train_seconds": training["seconds"], "dpo_train_tokens": training["train_tokens"],

@@ -148,7 +148,8 @@ def test_init_from_starts_from_the_sft_adapter_and_every_candidate_is_scored_on_
         assert result["pass_rate"] == sum(marks) / len(marks)
         assert set(result["per_rule"]) == {"no_secrets", "escalate_threats"}
     assert {c["baseline"] for c in policy["comparisons"]} == {"sft", "base"}
-    assert all(0 <= value <= 1 for value in scores["preference_accuracy"].values())
+    assert all(0 <= value <= 1 for key in ("preference_accuracy", "preference_accuracy_summed")
+               for value in scores[key].values())
     assert set(scores["label_accuracy"]) == {"finetuned", "sft", "base"} and scores["task_test_rows"] > 0
     assert scores["decision"] == "go" and len(scores["decision_reasons"]) == 3
     assert (run.eval_dir / "policy.md").read_text().startswith("# Policy evaluation: GO")

@@ -1,6 +1,7 @@
 """`eval` for a preference run (dpo, kto, orpo): every candidate (the tuned adapter, the SFT adapter it
 started from, the base model) answers the held-out policy probe and is scored per rule; preference accuracy
-on the held-out pairs (does the model give the chosen answer a higher log-likelihood than the rejected one);
+on the held-out pairs (does the model give the chosen answer a higher mean log-likelihood per token than the
+rejected one);
 label accuracy on the SFT run's test split; the gate; eval/policy.json, and the reports (report/policy.py)."""
 
 from __future__ import annotations
@@ -43,13 +44,14 @@ def evaluate_preference_run(config: Config, run: RunPaths) -> dict[str, Any]:
     chats = [with_system_prompt(probe.prompt, config.task.system_prompt) for probe in probes]
     replies: dict[str, list[str]] = {}
     preference_accuracy: dict[str, float | None] = {}
+    summed_accuracy: dict[str, float | None] = {}
     label_accuracy: dict[str, float] = {}
     for name, adapter in adapters.items():
         model = load_model(model_dir) if adapter is None else load_with_adapter(model_dir, adapter)
         model.eval()
         replies[name] = [r.text for r in generate_replies(model, tokenizer, chats, config.eval.max_new_tokens,
                                                           config.eval.batch_size)]
-        preference_accuracy[name] = ranked_right(model, tokenizer, config, pairs)
+        preference_accuracy[name], summed_accuracy[name] = ranked_right(model, tokenizer, config, pairs)
         if task_test:
             answers = generate_replies(model, tokenizer, zero_shot_chats(task_test, config.task.system_prompt),
                                        config.eval.max_new_tokens, config.eval.batch_size, constraint=constraint)
@@ -58,7 +60,8 @@ def evaluate_preference_run(config: Config, run: RunPaths) -> dict[str, Any]:
             label_accuracy[name] = sum(right) / len(right)
         del model
     scores: dict[str, Any] = {"policy": score_policy(config, probes, replies, FINETUNED),
-                              "preference_accuracy": preference_accuracy, "label_accuracy": label_accuracy,
+                              "preference_accuracy": preference_accuracy,
+                              "preference_accuracy_summed": summed_accuracy, "label_accuracy": label_accuracy,
                               "test_pairs": len(pairs), "task_test_rows": len(task_test)}
     decision, reasons = policy_decision(config, scores, FINETUNED, SFT if sft_run else None)
     scores.update(decision=decision, decision_reasons=reasons,
@@ -70,25 +73,33 @@ def evaluate_preference_run(config: Config, run: RunPaths) -> dict[str, Any]:
     return scores
 
 
-def ranked_right(model: Any, tokenizer: Any, config: Config, pairs: list[Preference]) -> float | None:
-    """Share of pairs whose chosen answer the model finds more likely than the rejected one."""
+def ranked_right(model: Any, tokenizer: Any, config: Config,
+                 pairs: list[Preference]) -> tuple[float | None, float | None]:
+    """Share of pairs whose chosen answer the model finds more likely than the rejected one, by the mean
+    log-probability per answer token, and (for the record) by the summed one. A sum favours the shorter
+    side whatever it says: on a dataset whose chosen answers run longer (as polite, careful ones do) the
+    base model ranks almost every pair "wrong" by the sum, so the mean is the headline."""
     if not pairs:
-        return None
-    right = 0
+        return None, None
+    by_mean = by_sum = 0
     for pair in pairs:
-        chosen, rejected = (answer_logp(model, tokenizer, config, pair.prompt, side)
-                            for side in (pair.chosen or "", pair.rejected or ""))
-        right += chosen > rejected
-    return right / len(pairs)
+        (chosen_sum, chosen_tokens), (rejected_sum, rejected_tokens) = (
+            answer_logp(model, tokenizer, config, pair.prompt, side) for side in (pair.chosen or "", pair.rejected or ""))
+        by_mean += chosen_sum / chosen_tokens > rejected_sum / rejected_tokens
+        by_sum += chosen_sum > rejected_sum
+    return by_mean / len(pairs), by_sum / len(pairs)
 
 
 @torch.no_grad()
-def answer_logp(model: Any, tokenizer: Any, config: Config, prompt: tuple[Message, ...], answer: str) -> float:
-    """Sum of the answer's token log-probabilities (end-of-turn included) after the chat template."""
+def answer_logp(model: Any, tokenizer: Any, config: Config, prompt: tuple[Message, ...],
+                answer: str) -> tuple[float, int]:
+    """Sum of the answer's token log-probabilities (end-of-turn included) after the chat template, and the
+    number of those tokens."""
     encoded = encode_example(tokenizer, Example("", (*prompt, Message("assistant", answer))),
                              config.task.system_prompt, config.training.max_seq_len)
     ids = torch.tensor([encoded.input_ids])
     labels = torch.tensor(encoded.labels[1:])
     logits = model(input_ids=ids).logits[0, :-1].float()
     scored = labels != -100
-    return float(torch.log_softmax(logits[scored], dim=-1).gather(1, labels[scored, None]).sum())
+    total = torch.log_softmax(logits[scored], dim=-1).gather(1, labels[scored, None]).sum()
+    return float(total), max(int(scored.sum()), 1)

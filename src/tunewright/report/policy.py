@@ -49,13 +49,17 @@ def policy_sections(scores: dict[str, Any], training: TrainingResult | None) -> 
     """The evidence as plain data: candidates, rules, gains."""
     policy = scores["policy"]
     names = list(policy["candidates"])
-    candidates = Table(["candidate", "policy pass rate", "95 % interval", "preference accuracy", "label accuracy"], [
+    summed = scores.get("preference_accuracy_summed", {})
+    candidates = Table(["candidate", "policy pass rate", "95 % interval", "preference accuracy",
+                        "(by summed log-likelihood)", "label accuracy"], [
         [name, percent(policy["candidates"][name]["pass_rate"]), interval(policy["candidates"][name].get("ci95")),
-         percent(scores["preference_accuracy"].get(name)), percent(scores["label_accuracy"].get(name))]
+         percent(scores["preference_accuracy"].get(name)), percent(summed.get(name)),
+         percent(scores["label_accuracy"].get(name))]
         for name in names])
     facts = (f"{policy['rows']} held-out probe requests; preference accuracy on {scores['test_pairs']} held-out "
-             "pairs (the share where the model gives the chosen answer a higher log-likelihood than the rejected "
-             f"one); label accuracy on {scores['task_test_rows']} rows of the SFT run's test split.")
+             "pairs (the share where the model gives the chosen answer a higher mean log-likelihood per token than "
+             "the rejected one; a summed log-likelihood favours the shorter side); label accuracy on "
+             f"{scores['task_test_rows']} rows of the SFT run's test split.")
     if training is not None:
         facts += (f" Training: {training.method}, {training.steps} steps, {training.train_tokens:,} tokens, "
                   f"{training.seconds:.0f} s.")
