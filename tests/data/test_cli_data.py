@@ -31,6 +31,9 @@ def test_check_prints_a_summary_then_findings_grouped_and_capped(tiny_project: P
 def test_check_clean_file_exits_0_and_unusable_file_exits_2(tiny_project: Path, tmp_path: Path) -> None:
     data = tiny_project.parent / "data.jsonl"
     assert runner.invoke(app, ["data", "check", str(data), "--config", str(tiny_project)]).exit_code == 0
+    given_the_config = runner.invoke(app, ["data", "check", str(tiny_project)])  # its data.path, against its card
+    assert given_the_config.exit_code == 0 and given_the_config.output.startswith("120 examples")
+    assert "4 labels" in given_the_config.output  # the card's labels were checked
     empty = tmp_path / "empty.jsonl"
     empty.write_text("{}\n")
     assert runner.invoke(app, ["data", "check", str(empty)]).exit_code == 2

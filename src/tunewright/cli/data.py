@@ -37,10 +37,15 @@ def data_check(
                                           "test.jsonl, as `data split` writes) for val/test rows leaking from train."),
     per_code: int = typer.Option(10, "--max-per-code", help="Findings listed per code (0: all)."),
 ) -> None:
-    """Find problems in a dataset; exit 0 clean, 1 errors or warnings found, 2 unusable input."""
+    """Find problems in a dataset (or, given a config file, in its data.path against its task card); exit 0
+    clean, 1 errors or warnings found, 2 unusable input."""
     from tunewright.data.check import check_dataset
 
+    if file.suffix.lower() in (".yaml", ".yml") and config is None:
+        config = file  # `data check tunewright.yaml`: the config's own dataset, checked against its card
     loaded = load_config(config, overrides) if config is not None else None
+    if loaded is not None and file == config:
+        file = loaded.data.path
     task, tokenizer = _task_and_tokenizer(loaded)
     report = check_dataset(file, task, tokenizer, loaded.training.max_seq_len if loaded else None,
                            method=loaded.method.name if loaded else "lora", split_dir=split_dir)
