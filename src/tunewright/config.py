@@ -352,6 +352,8 @@ class EvalConfig(Section):
         True, description="For tasks with task.output_schema: every candidate (baselines too) decodes each answer "
         "under the schema (llguidance), so every answer is valid JSON that validates.",
     )
+    constrain_copies: bool = Field(True, description="With constrain_schema: each task.copied_fields value "
+                                   "decodes as a span of the input (serving too).")
     retrieval_candidates: int = Field(
         0, ge=0, description="If above 0, each input's label is chosen among a shortlist of N labels, not the "
         "whole label set: with label_scoring the N the embedding classifier ranks highest, else (with "

@@ -1,6 +1,7 @@
 """Schema-constrained decoding: a JSON Schema compiled once per (tokenizer, schema) by llguidance, and a
 fresh transformers LogitsProcessor per request that lets through only the tokens that keep the answer
-a valid instance of the schema, then only the stop token. Evaluation (every candidate) and serving
+a valid instance of the schema, then only the stop token; with task.copied_fields, one schema per input
+whose copied fields are spans of it (copy_spans.py). Evaluation (every candidate) and serving
 (response_format, adapters whose task has an output schema) decode through it; bench/json_grammars.py
 is why llguidance (README, Dependencies)."""
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import weakref
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,8 @@ import numpy as np
 import torch
 from llguidance.torch import allocate_token_bitmask, fill_next_token_bitmask
 from transformers import LogitsProcessor
+
+from tunewright.copy_spans import copy_schema
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -87,21 +91,38 @@ def schema_processor_factory(tokenizer: PreTrainedTokenizerBase, schema: dict[st
     processor for one request. `stop_ids` end the answer; `vocab_size` is the model's logits width
     (at least the tokenizer's). Raises SchemaError for a schema llguidance cannot compile."""
     width = max(vocab_size or 0, len(tokenizer))
-    ll_tokenizer = _ll_tokenizer(tokenizer, width, tuple(stop_ids))
-    source = schema if schema is not None else {"type": "object"}
-    grammar = llguidance.LLMatcher.grammar_from_json_schema(source, defaults=GRAMMAR_DEFAULTS)
+    template = _compiled(_ll_tokenizer(tokenizer, width, tuple(stop_ids)),
+                         json.dumps(schema if schema is not None else {"type": "object"}))
+
+    def fresh() -> SchemaProcessor:
+        # A copy of the compiled matcher: building one from the grammar text costs milliseconds or more.
+        return SchemaProcessor(template.deep_copy(), width)
+    return fresh
+
+
+def copy_span_factories(tokenizer: PreTrainedTokenizerBase, schema: dict[str, Any], copied: Sequence[str],
+                        sources: Sequence[str], stop_ids: Sequence[int],
+                        vocab_size: int | None = None) -> list[ProcessorFactory]:
+    """One factory per input: `schema` with the fields matching `copied` (task.copied_fields) restricted
+    to spans of that input (copy_spans.py). Compiled grammars are kept (_compiled), so the candidates of
+    one evaluation, which see the same inputs, compile each input once."""
+    return [schema_processor_factory(tokenizer, copy_schema(schema, copied, source), stop_ids, vocab_size)
+            for source in sources]
+
+
+@lru_cache(maxsize=1024)
+def _compiled(ll_tokenizer: Any, schema: str) -> Any:
+    """The compiled matcher of a schema (JSON text, property order kept: it is the answer's key order)
+    for one llguidance tokenizer. A SNIPS row's copy-span schema compiles in about 4 ms and its matcher
+    holds about 140 KB, so the last 1,024 are kept."""
+    grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, defaults=GRAMMAR_DEFAULTS)
     failed, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar, ll_tokenizer)
     if failed:
         raise SchemaError(f"the schema cannot be used for constrained decoding: {messages[0]}")
-
     template = llguidance.LLMatcher(ll_tokenizer, grammar)
     if template.is_error():
         raise SchemaError(f"the schema cannot be used for constrained decoding: {template.get_error()}")
-
-    def fresh() -> SchemaProcessor:
-        # A copy of the compiled matcher: building one from the grammar text costs tens of milliseconds.
-        return SchemaProcessor(template.deep_copy(), width)
-    return fresh
+    return template
 
 
 def _ll_tokenizer(tokenizer: PreTrainedTokenizerBase, width: int, stop_ids: tuple[int, ...]) -> Any:

@@ -48,6 +48,7 @@ class AdapterEntry:
     system_prompt: str = ""
     stop_token_ids: tuple[int, ...] = ()
     output_schema: dict[str, Any] | None = None  # the task's answer schema: answers constrained by default
+    copied_fields: tuple[str, ...] = ()  # answer fields decoded as spans of the request's input
     use_dora: bool = False
     rank: int | None = None
     target_modules: tuple[str, ...] = ()
@@ -126,7 +127,7 @@ def read_adapter_dir(path: Path, name: str) -> AdapterEntry:
         base_fingerprint=manifest.base_fingerprint,
         system_prompt=manifest.system_prompt,
         stop_token_ids=manifest.stop_token_ids,
-        output_schema=manifest.output_schema,
+        output_schema=manifest.output_schema, copied_fields=manifest.copied_fields,
         use_dora=bool(peft_config.get("use_dora", False)),
         rank=int(peft_config["r"]) if isinstance(peft_config.get("r"), int) else None,
         target_modules=(targets,) if isinstance(targets, str) else tuple(targets),

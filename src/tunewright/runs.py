@@ -128,6 +128,7 @@ class AdapterManifest:
     system_prompt: str = ""
     stop_token_ids: tuple[int, ...] = ()
     output_schema: dict[str, Any] | None = None  # task.output_schema: served answers are constrained to it
+    copied_fields: tuple[str, ...] = ()  # task.copied_fields served as spans of the request (eval.constrain_copies)
     best_val_loss: float | None = None
     peft_type: str | None = None
     base_fingerprint: str | None = None
@@ -137,7 +138,8 @@ class AdapterManifest:
     neighbours: int = 0  # task.neighbours: prompts show this many retrieved examples (NEIGHBOUR_POOL)
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "stop_token_ids": list(self.stop_token_ids), "labels": list(self.labels)}
+        return {**asdict(self), "stop_token_ids": list(self.stop_token_ids), "labels": list(self.labels),
+                "copied_fields": list(self.copied_fields)}
 
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> AdapterManifest:
@@ -146,8 +148,9 @@ class AdapterManifest:
         values = {key: value for key, value in payload.items() if key in known and value is not None}
         if "stop_token_ids" in values:
             values["stop_token_ids"] = tuple(int(i) for i in values["stop_token_ids"])
-        if "labels" in values:
-            values["labels"] = tuple(str(label) for label in values["labels"])
+        for key in ("labels", "copied_fields"):
+            if key in values:
+                values[key] = tuple(str(item) for item in values[key])
         return cls(**values)
 
     @classmethod

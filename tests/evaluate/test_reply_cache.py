@@ -93,6 +93,8 @@ def test_every_input_of_the_key_changes_it(tiny_project: Path, tmp_path: Path, c
         reply_key(copy, tokenizer, chats, 8, 8, constraint),
         reply_key(model_dir, tokenizer, chats, 8, 8, constraint, {"type": "object"}),
         reply_key(model_dir, tokenizer, chats, 8, 8, constraint, {"type": "object", "required": ["a"]}),
+        reply_key(model_dir, tokenizer, chats, 8, 8, constraint, {"type": "object"}, copied=["a"]),
+        reply_key(model_dir, tokenizer, chats, 8, 8, constraint, {"type": "object"}, copied=["a", "b"]),
     ]
     assert len({base, *changed}) == 1 + len(changed)
     produced = []

@@ -1,7 +1,7 @@
 """`response_format` on the real server through the official openai client: json_schema answers parse
 and validate (JSON and streamed), json_object answers are objects, an adapter whose task has an output
-schema answers under it by default ({"type": "text"} turns that off), and a bad response_format is a
-400 naming the parameter."""
+schema answers under it by default ({"type": "text"} turns that off), one whose task has copied fields
+copies them from the user's message, and a bad response_format is a 400 naming the parameter."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import httpx
 import openai
 import pytest
 
+from tunewright.copy_spans import input_spans
 from tunewright.library import AdapterLibrary
 from tunewright.runs import ADAPTER_MANIFEST
 from tunewright.schema import parse_answer
@@ -27,6 +28,8 @@ KEY = "test-key"
 SCHEMA = {"type": "object", "additionalProperties": False, "required": ["intent", "urgent"],
           "properties": {"intent": {"enum": ["Fraud Report", "General Inquiry"]}, "urgent": {"type": "boolean"}}}
 MESSAGES = [{"role": "user", "content": "Someone used my card abroad"}]
+COPIED = {"type": "object", "additionalProperties": False, "required": ["intent", "where"],
+          "properties": {"intent": {"enum": ["Fraud Report", "General Inquiry"]}, "where": {"type": "string"}}}
 Running = Callable[[object], AbstractContextManager[str]]
 
 
@@ -38,6 +41,9 @@ def url(tiny_model_dir: Path, adapter_library: Path, serve_app: Running,
     shutil.copytree(library / "fraud", library / "extract")  # the fraud adapter, with a task schema
     manifest = json.loads((library / "extract" / ADAPTER_MANIFEST).read_text())
     (library / "extract" / ADAPTER_MANIFEST).write_text(json.dumps({**manifest, "output_schema": SCHEMA}))
+    shutil.copytree(library / "fraud", library / "spans")  # and one whose task copies a field from the input
+    (library / "spans" / ADAPTER_MANIFEST).write_text(json.dumps({**manifest, "output_schema": COPIED,
+                                                                  "copied_fields": ["where"]}))
     engine = Engine("base", tiny_model_dir, AdapterLibrary(library), max_loaded=2)
     with serve_app(create_app(engine, {KEY}, Limits(max_tokens=64))) as served:
         yield served
@@ -77,6 +83,15 @@ def test_an_adapter_with_an_output_schema_is_constrained_by_default(url: str) ->
     free = client(url).chat.completions.create(model="extract", messages=MESSAGES, max_tokens=64,  # type: ignore[arg-type]
                                                response_format={"type": "text"})
     assert free.choices[0].message.content == "[Intent: Fraud Report]"  # what the adapter learned
+
+
+@pytest.mark.parametrize("text", ["Someone used my card abroad", 'My "card" was used in C:\\Zürich'])
+def test_an_adapter_with_copied_fields_copies_them_from_the_user_message(url: str, text: str) -> None:
+    messages = [{"role": "user", "content": "I was charged twice"}, {"role": "assistant", "content": "{}"},
+                {"role": "user", "content": text}]
+    answer = client(url).chat.completions.create(model="spans", messages=messages, max_tokens=64)  # type: ignore[arg-type]
+    parsed = parse_answer(answer.choices[0].message.content or "", COPIED)
+    assert parsed.valid_schema and parsed.value["where"] in input_spans(text), answer.choices[0].message.content
 
 
 @pytest.mark.parametrize(("response_format", "param"), [

@@ -28,6 +28,7 @@ from tunewright.evaluate.probes import counterfactual_examples, fairness, genera
 from tunewright.evaluate.reply_cache import cached_replies, reply_key
 from tunewright.evaluate.scoring import EvalResult, score_run
 from tunewright.evaluate.task_decoding import (
+    constrained_copies,
     finetuned_prompts,
     generate_answers,
     label_constraint,
@@ -61,7 +62,8 @@ def evaluate_baselines(config: Config, run: RunPaths, show_progress: bool = True
             continue
         def generate(chats: list[Chat], name: str = name) -> list[str]:
             key = reply_key(model_dir, tokenizer, chats, config.eval.max_new_tokens, config.eval.batch_size,
-                            constraint, config.task.output_schema if config.eval.constrain_schema else None)
+                            constraint, config.task.output_schema if config.eval.constrain_schema else None,
+                            copied=constrained_copies(config))
             replies, hit = cached_replies(
                 key, lambda: generate_answers(config, base.get(), tokenizer, chats, name, show_progress, constraint))
             if hit:

@@ -1,6 +1,7 @@
 """Batched greedy generation: left padding, KV cache, stop on the end-of-turn token; optionally with
 the answer's label constrained to the task's label set (evaluate/constrained.py), or the whole answer
-to the task's output schema (one fresh grammar processor per row, grammar.py)."""
+to the task's output schema (one fresh grammar processor per row, grammar.py; per input when copied
+fields are spans of it)."""
 
 from __future__ import annotations
 
@@ -43,10 +44,12 @@ def generate_replies(
     constraint: LabelTrie | None = None,
     row_constraints: list[LabelTrie] | None = None,
     schema: ProcessorFactory | None = None,
+    row_schemas: list[ProcessorFactory] | None = None,
 ) -> list[Reply]:
     """The assistant's reply to each chat, in input order. Prompts of similar length share a batch.
     With `constraint` (or one trie per chat in `row_constraints`) the label comes from the trie; with
-    `schema` every answer is decoded under a fresh processor of that factory."""
+    `schema` (or one factory per chat in `row_schemas`) every answer is decoded under a fresh processor
+    of that factory."""
     encoded = [prompt_ids(tokenizer, chat) for chat in chats]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     replies: list[Reply | None] = [None] * len(encoded)
@@ -56,7 +59,10 @@ def generate_replies(
         batch = order[start:start + batch_size]
         rows = [encoded[i] for i in batch]
         tries = [row_constraints[i] for i in batch] if row_constraints is not None else None
-        output, prompt_width = _generate_batch(model, rows, max_new_tokens, stops, pad_id, constraint, tries, schema)
+        factories = [row_schemas[i] for i in batch] if row_schemas is not None else \
+            [schema] * len(batch) if schema is not None else None
+        output, prompt_width = _generate_batch(model, rows, max_new_tokens, stops, pad_id, constraint, tries,
+                                               factories)
         for row, index in enumerate(batch):
             new_tokens = output[row, prompt_width:].tolist()
             ends = [position for position, token in enumerate(new_tokens) if token in stops]
@@ -71,7 +77,7 @@ def generate_replies(
 def _generate_batch(
     model: CausalLM, rows: list[list[int]], max_new_tokens: int, stops: list[int], pad_id: int,
     constraint: LabelTrie | None = None, row_constraints: list[LabelTrie] | None = None,
-    schema: ProcessorFactory | None = None,
+    schemas: list[ProcessorFactory] | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Greedy continuations of `rows`. The prefix all rows share (system prompt, few-shot examples)
     is encoded once and its cache copied to every row; each row's own part is left-padded after it,
@@ -91,8 +97,8 @@ def _generate_batch(
     if constraint is not None or row_constraints is not None:
         processor = LabelConstraint(constraint, shared + width, row_constraints)
         extra["logits_processor"] = LogitsProcessorList([processor])
-    if schema is not None:
-        extra["logits_processor"] = LogitsProcessorList([RowsProcessor([schema() for _ in rows])])
+    if schemas is not None:
+        extra["logits_processor"] = LogitsProcessorList([RowsProcessor([fresh() for fresh in schemas])])
     output = model.generate(
         input_ids=input_ids.to(model.device),
         attention_mask=attention_mask.to(model.device),

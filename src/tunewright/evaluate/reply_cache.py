@@ -1,22 +1,22 @@
 """Baseline replies reused across runs: the base model's greedy answers depend only on its weights,
-the exact prompt tokens, the label constraint, the decoding settings and the code and library
-versions that decode, so a rerun with all of these identical reads the replies instead of decoding
-them again (the prompting baselines are most of a quickstart rerun's time). The key is a content
-hash of every one of these; anything that changes, down to one prompt token or one weight byte,
-misses."""
+the exact prompt tokens, the label, schema and copy-span constraints, the decoding settings and the
+code and library versions that decode, so a rerun with all of these identical reads the replies
+instead of decoding them again (the prompting baselines are most of a quickstart rerun's time). The
+key is a content hash of every one of these; anything that changes, down to one prompt token or one
+weight byte, misses."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import tunewright
-from tunewright import grammar
+from tunewright import copy_spans, grammar
 from tunewright.chat import prompt_ids
 from tunewright.evaluate import constrained, generate
 from tunewright.evaluate.constrained import LabelTrie
@@ -26,9 +26,11 @@ CHUNK = 1 << 22
 
 
 def reply_key(model_dir: Path, tokenizer: Any, chats: list[generate.Chat], max_new_tokens: int,
-              batch_size: int, constraint: LabelTrie | None, schema: dict[str, Any] | None = None) -> str:
+              batch_size: int, constraint: LabelTrie | None, schema: dict[str, Any] | None = None,
+              copied: Sequence[str] = ()) -> str:
     """The content hash of everything a batch of greedy replies depends on; `schema`: the output schema
-    the replies decode under (None: not schema-constrained)."""
+    the replies decode under (None: not schema-constrained); `copied`: the copied-field patterns decoded
+    as spans of each input (empty: copies free)."""
     import torch
     import transformers
 
@@ -40,6 +42,7 @@ def reply_key(model_dir: Path, tokenizer: Any, chats: list[generate.Chat], max_n
         batch_size,  # batch composition changes padding, which can change a greedy tie
         constraint.root if constraint is not None else None,
         schema,
+        list(copied),
         tunewright.__version__, _source_digest(), torch.__version__, transformers.__version__,
         grammar.LIBRARY_VERSION,
         torch.get_num_threads(),
@@ -92,6 +95,6 @@ def _source_digest() -> str:
     """The decoding code itself (label and schema constraints included), so a change to it is never
     answered from an old run's replies."""
     digest = hashlib.sha256()
-    for module in (generate, constrained, grammar):
+    for module in (generate, constrained, grammar, copy_spans):
         digest.update(Path(str(module.__file__)).read_bytes())
     return digest.hexdigest()

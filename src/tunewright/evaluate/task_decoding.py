@@ -1,6 +1,7 @@
 """How every candidate decodes for this task: the fine-tuned model's prompts (task.neighbours), the label
-trie and its per-input shortlists, the output schema's processors, the trained artifact loaded, and the
-answers generated under them, shared by the test evaluation and the sweep's validation passes."""
+trie and its per-input shortlists, the output schema's processors (one per input with copied fields),
+the trained artifact loaded, and the answers generated under them, shared by the test evaluation and
+the sweep's validation passes."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import Any
 
 from tunewright.chat import answer_stop_id, stop_token_ids
 from tunewright.config import Config
+from tunewright.copy_spans import copy_source
 from tunewright.evaluate.constrained import LabelFormat, LabelTrie, build_trie, label_format
 from tunewright.evaluate.generate import Chat, generate_replies
 from tunewright.evaluate.label_answers import Prompted
-from tunewright.grammar import ProcessorFactory, schema_processor_factory
+from tunewright.grammar import ProcessorFactory, copy_span_factories, schema_processor_factory
 from tunewright.modeling import load_tokenizer, resolve_base_model
 from tunewright.progress import progress_bar
 from tunewright.records import Example
@@ -45,12 +47,26 @@ def _label_decoding(config: Config, tokenizer: Any, train: list[Example]) -> tup
     return None if fmt is None else (fmt, answer_stop_id(tokenizer))
 
 
-def schema_constraint(config: Config, model: Any, tokenizer: Any) -> ProcessorFactory | None:
-    """The output-schema processors every candidate decodes with (eval.constrain_schema), or None."""
-    if config.task.output_schema is None or not config.eval.constrain_schema:
+def schema_constraints(config: Config, model: Any, tokenizer: Any, chats: list[Chat]) -> list[ProcessorFactory] | None:
+    """The output-schema processors every candidate decodes with (eval.constrain_schema), one factory per
+    chat: the schema, or with constrained copies the schema with each copied field restricted to spans
+    of that chat's input (copy_spans.copy_source); None when answers decode free."""
+    schema = config.task.output_schema
+    if schema is None or not config.eval.constrain_schema:
         return None
-    return schema_processor_factory(tokenizer, config.task.output_schema, stop_token_ids(tokenizer),
-                                    model.config.vocab_size)
+    stops, width = stop_token_ids(tokenizer), model.config.vocab_size
+    if copied := constrained_copies(config):
+        sources = [copy_source((turn["role"], turn["content"]) for turn in chat) for chat in chats]
+        return copy_span_factories(tokenizer, schema, copied, sources, stops, width)
+    return [schema_processor_factory(tokenizer, schema, stops, width)] * len(chats)
+
+
+def constrained_copies(config: Config) -> list[str]:
+    """The task.copied_fields patterns decoded as spans of the input (eval.constrain_copies, under the
+    output schema); empty when copied values decode free."""
+    task, settings = config.task, config.eval
+    constrained = task.output_schema is not None and settings.constrain_schema and settings.constrain_copies
+    return list(task.copied_fields) if constrained else []
 
 
 def narrowed_constraints(config: Config, tokenizer: Any, test: list[Example],
@@ -97,6 +113,6 @@ def generate_answers(config: Config, model: Any, tokenizer: Any, chats: list[Cha
         replies = generate_replies(
             model, tokenizer, chats, config.eval.max_new_tokens, config.eval.batch_size,
             on_batch=lambda done: progress.advance(task_id, done), constraint=constraint,
-            row_constraints=row_constraints, schema=schema_constraint(config, model, tokenizer),
+            row_constraints=row_constraints, row_schemas=schema_constraints(config, model, tokenizer, chats),
         )
     return [reply.text for reply in replies]

@@ -20,7 +20,7 @@ from tunewright.library import PROMPT_LEARNING
 from tunewright.records import Message
 from tunewright.serve.engine import Engine, Prompt, UnknownModel
 from tunewright.serve.metrics import Metrics
-from tunewright.serve.response_format import ResponseFormatError
+from tunewright.serve.response_format import ResponseFormat, ResponseFormatError, copy_span_format
 from tunewright.serve.scheduler import QueueFull, Scheduler
 
 if TYPE_CHECKING:
@@ -78,7 +78,9 @@ async def complete(server: Server, kind: str, model: str, messages: Sequence[Mes
                             f"{server.limits.max_prompt_tokens}", param="messages" if raw is None else "prompt",
                        code="context_length_exceeded")
     def choices() -> list[Prompt]:  # a schema compiles into a grammar here: off the event loop
-        return [_choice_prompt(server.engine, prompt, generation, index, raw is None) for index in range(generation.n)]
+        found = copy_span_format(generation.response_format, prompt.entry, messages)
+        return [_choice_prompt(server.engine, prompt, generation, found, index, raw is None)
+                for index in range(generation.n)]
 
     prompts = await asyncio.to_thread(choices)
     try:
@@ -98,9 +100,11 @@ async def complete(server: Server, kind: str, model: str, messages: Sequence[Mes
     return JSONResponse(reply.body())
 
 
-def _choice_prompt(engine: Engine, prompt: Prompt, generation: Generation, index: int, chat: bool) -> Prompt:
+def _choice_prompt(engine: Engine, prompt: Prompt, generation: Generation, found: ResponseFormat | None,
+                   index: int, chat: bool) -> Prompt:
     """The prompt of one choice: its sampling (seed + index) and its own constraint objects: the response
-    format's (or the adapter's output schema) for a chat answer, else a labelled adapter's label set.
+    format's (`found`: asked for, or the adapter's copy spans; else the adapter's output schema) for a
+    chat answer, else a labelled adapter's label set.
     Prompt- and prefix-tuned adapters decode greedily and unconstrained on their own path."""
     sampling = generation.choice_sampling(index)
     entry = prompt.entry
@@ -112,7 +116,7 @@ def _choice_prompt(engine: Engine, prompt: Prompt, generation: Generation, index
                            param="response_format" if asked else "temperature", code="unsupported_parameter")
         return replace(prompt, sampling=sampling)
     try:
-        formats = engine.format_processors(prompt, generation.response_format) if chat else ()
+        formats = engine.format_processors(prompt, found) if chat else ()
     except ResponseFormatError as exc:
         raise APIError(400, str(exc), param=exc.param) from None
     labels = engine.label_processors(prompt) if chat and not formats else ()

@@ -1,12 +1,13 @@
 """`response_format` on /v1/chat/completions, OpenAI's shape: {"type": "text"} (free), {"type":
 "json_object"} (any JSON object) or {"type": "json_schema", "json_schema": {"name": ..., "schema":
 {...}, "strict": ...}}; without one, an adapter whose task has an output schema (its manifest's
-output_schema) answers under that schema. Parsed here into one row's grammar processor (grammar.py),
-fresh per request, which the decode loop applies to that row's logits."""
+output_schema) answers under that schema, its copied fields (copied_fields) spans of the user's message
+as in evaluation. Parsed here into one row's grammar processor (grammar.py), fresh per request, which
+the decode loop applies to that row's logits."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from jsonschema import exceptions as schema_errors
@@ -14,8 +15,10 @@ from jsonschema import validators
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from transformers import LogitsProcessor
 
+from tunewright.copy_spans import copy_schema, copy_source
 from tunewright.grammar import SchemaError, schema_processor_factory
 from tunewright.library import AdapterEntry
+from tunewright.records import Message
 
 PARAM = "response_format"
 
@@ -68,6 +71,17 @@ def parse_response_format(raw: Any) -> ResponseFormat | None:
         raise ResponseFormatError(f"response_format.json_schema is only allowed with type json_schema, not "
                                   f"{found.type}", f"{PARAM}.json_schema")
     return found
+
+
+def copy_span_format(found: ResponseFormat | None, entry: AdapterEntry | None,
+                     messages: Iterable[Message]) -> ResponseFormat | None:
+    """The format asked for; without one, for an adapter whose task has copied fields, its output schema
+    with those fields restricted to spans of the user's message (copy_spans.py), as evaluation decodes."""
+    if found is not None or entry is None or entry.output_schema is None or not entry.copied_fields:
+        return found
+    source = copy_source((message.role, message.content) for message in messages)
+    schema = copy_schema(entry.output_schema, entry.copied_fields, source)
+    return ResponseFormat(type="json_schema", json_schema=JsonSchemaFormat(name="copy_spans", schema_=schema))
 
 
 def row_processor(found: ResponseFormat | None, entry: AdapterEntry | None, tokenizer: Any,

@@ -43,6 +43,7 @@ def save_artifact(config: Config, run: RunPaths, model: CausalLM, tokenizer: Any
             quantized_base="nf4" if method.facts.quantized else None, task=config.task.name,
             system_prompt=config.task.system_prompt, stop_token_ids=tuple(stop_token_ids(tokenizer)),
             output_schema=config.task.output_schema, best_val_loss=best_val_loss, neighbours=config.task.neighbours,
+            copied_fields=tuple(config.task.copied_fields) if config.eval.constrain_copies else (),
             **_label_facts(config, run))
         write_json(tmp / ADAPTER_MANIFEST, manifest.to_json())
         if config.task.neighbours:
