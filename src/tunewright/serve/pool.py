@@ -71,6 +71,8 @@ class AdapterPool:
                 self.lora_model = PeftModel.from_pretrained(self.base, entry.path, adapter_name=peft_name)
             else:
                 self.lora_model.load_adapter(entry.path, adapter_name=peft_name)
+                if self.lora_model.active_adapter not in self.lora_model.peft_config:
+                    self.lora_model.set_adapter(peft_name)  # peft leaves a deleted last adapter active
             self.lora_model.eval()
         except Exception as exc:
             self._discard_failed_load(peft_name)
