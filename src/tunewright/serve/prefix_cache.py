@@ -94,7 +94,7 @@ class PrefixCache:
         some = next((states for states in found if states is not None), None)
         if some is None:
             return PrefixStart(None, mask, lengths)
-        empty = [(keys[..., :0, :], values[..., :0, :]) for keys, values in some]
+        empty = [(layer_keys[..., :0, :], layer_values[..., :0, :]) for layer_keys, layer_values in some]
         rows = [empty if states is None else states for states in found]
         layers = [tuple(torch.cat([pad_states(states[index][part], width) for states in rows]) for part in (0, 1))
                   for index in range(len(some))]
