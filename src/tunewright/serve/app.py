@@ -34,7 +34,7 @@ def create_app(engine: Engine, api_keys: set[str], limits: Limits | None = None,
         raise ValueError("at least one API key is required")
     limits = limits or Limits()
     scheduler = Scheduler(engine, limits.max_batch, limits.gather_ms, limits.max_queue, mixed)
-    server = Server(engine, scheduler, limits, Metrics(lambda: scheduler.depth), feedback)
+    server = Server(engine, scheduler, limits, Metrics(lambda: scheduler.depth, engine.prefix_stats), feedback)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -2,7 +2,8 @@
 LoRA, per-row sampling, constraints, stop tokens and budgets, and a callback for every new token so
 replies stream while their batch runs. Rows leave the batch as they finish, and new rows join between
 steps (iteration-level batching): a joining row's prompt pass runs on its own, then its cache is
-left-padded to the batch's width and it decodes with the rest."""
+left-padded to the batch's width and it decodes with the rest. A row whose prompt opens with a cached
+system prompt (prefix_cache.py) starts its prompt pass from that prefix's key/value states."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from transformers import LogitsProcessor
 from transformers.cache_utils import DynamicLayer
 
 from tunewright.modeling import CausalLM, left_pad
+from tunewright.serve.prefix_cache import PrefixCache, PrefixKey, PrefixStart, pad_states
 from tunewright.serve.sampling import GREEDY, Sampling, Token, choose, generator_for
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ class Row:
     adapter: str  # peft adapter name, or "__base__" for the base model
     sampling: Sampling = GREEDY
     processors: tuple[LogitsProcessor, ...] = field(default=(), compare=False)  # this row's constraints
+    prefix: PrefixKey | None = None  # the shared prefix its prompt opens with, for the prefix cache
 
 
 # on_token(row key, token, is_last) -> keep going; False drops the row (the client went away)
@@ -74,8 +77,10 @@ class DecodeBatch:
     adapters. State between steps: `mask` covers the cache plus the pending token, `positions` and
     `pending` are each row's next position and token."""
 
-    def __init__(self, model: CausalLM, pad_id: int, per_row_adapters: bool, stacked: StackedLora | None) -> None:
+    def __init__(self, model: CausalLM, pad_id: int, per_row_adapters: bool, stacked: StackedLora | None,
+                 prefixes: PrefixCache | None = None) -> None:
         self.model, self.pad_id, self.per_row_adapters, self.stacked = model, pad_id, per_row_adapters, stacked
+        self.prefixes = prefixes
         self.rows: dict[int, Row] = {}
         self.context: dict[int, list[int]] = {}  # prompt + generated, for penalties and constraints
         self.generators: dict[int, torch.Generator | None] = {}
@@ -100,13 +105,20 @@ class DecodeBatch:
             self.stacked = stacked
 
     def join(self, rows: list[tuple[int, Row]], on_token: TokenCallback) -> None:
-        """The prompt pass of new rows, their first tokens, and their place in the batch."""
+        """The prompt pass of new rows (from their cached prefixes, where held), their first tokens, and
+        their place in the batch."""
         self._stacked_off()
         device = self.model.device
-        input_ids, mask = (t.to(device) for t in left_pad([row.prompt_ids for _, row in rows], self.pad_id))
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        prefixes = [row.prefix for _, row in rows]
+        start = self.prefixes.start(prefixes) if self.prefixes is not None else PrefixStart.empty(len(rows))
+        tails = [row.prompt_ids[length:] for (_, row), length in zip(rows, start.lengths, strict=True)]
+        input_ids, tail_mask = (t.to(device) for t in left_pad(tails, self.pad_id))
+        mask = torch.cat([start.mask.to(device), tail_mask], 1)
+        positions = torch.tensor(start.lengths, device=device)[:, None] + (tail_mask.cumsum(-1) - 1).clamp(min=0)
         extra = {"adapter_names": [row.adapter for _, row in rows]} if self.per_row_adapters else {}
-        output = _forward(self.model, input_ids, mask, positions, None, extra)
+        output = _forward(self.model, input_ids, mask, positions, start.cache, extra)
+        if self.prefixes is not None:
+            self.prefixes.keep(prefixes, start, output.cache, [len(row.prompt_ids) for _, row in rows])
         for key, row in rows:
             self.rows[key], self.context[key] = row, list(row.prompt_ids)
             self.generators[key] = generator_for(row.sampling)
@@ -204,8 +216,8 @@ class DecodeBatch:
             return
         width = max(self.mask.shape[1], mask.shape[1])
         for old, new in zip(self.cache.layers, cache.layers, strict=True):
-            old.keys = torch.cat([_left(old.keys, width - 1), _left(new.keys, width - 1)])
-            old.values = torch.cat([_left(old.values, width - 1), _left(new.values, width - 1)])
+            old.keys = torch.cat([pad_states(old.keys, width - 1), pad_states(new.keys, width - 1)])
+            old.values = torch.cat([pad_states(old.values, width - 1), pad_states(new.values, width - 1)])
         self.mask = torch.cat([F.pad(self.mask, (width - self.mask.shape[1], 0)),
                                F.pad(mask, (width - mask.shape[1], 0))])
         self.positions = torch.cat([self.positions, positions])
@@ -213,17 +225,13 @@ class DecodeBatch:
         self.live = self.live + keys
 
 
-def _left(states: torch.Tensor, width: int) -> torch.Tensor:
-    """Key or value states [B, H, T, D] left-padded with zeros to `width` positions."""
-    return F.pad(states, (0, 0, width - states.shape[-2], 0))
-
-
 def decode_rows(model: CausalLM, rows: list[Row], pad_id: int, on_token: TokenCallback, per_row_adapters: bool,
-                stacked: StackedLora | None = None, more: Callable[[DecodeBatch], list[Row]] | None = None) -> None:
+                stacked: StackedLora | None = None, more: Callable[[DecodeBatch], list[Row]] | None = None,
+                prefixes: PrefixCache | None = None) -> None:
     """Decode every row (keys 0..n-1). With `more`, it is asked between steps for rows to join; they
-    take the next keys in order."""
+    take the next keys in order. With `prefixes`, prompt passes start from cached shared prefixes."""
     with torch.inference_mode():
-        batch = DecodeBatch(model, pad_id, per_row_adapters, stacked)
+        batch = DecodeBatch(model, pad_id, per_row_adapters, stacked, prefixes)
         try:
             batch.join(list(enumerate(rows)), on_token)
             next_key = len(rows)

@@ -1,6 +1,7 @@
 """The engine behind the server: `prompt` turns a request into token ids (on the request side), and
 `run` sends a batch down the right decode path: mixed base + LoRA rows in one pass (stacked or peft's
-per-row adapters), one adapter's own model copy, or peft's `generate` for prompt and prefix tuning.
+per-row adapters), one adapter's own model copy, or peft's `generate` for prompt and prefix tuning;
+prompt passes start from the prefix cache's states where a request opens with a cached system prompt.
 `run` touches models and is only ever called from the scheduler's one worker thread; the adapters
 themselves live in the pool (pool.py)."""
 
@@ -25,6 +26,7 @@ from tunewright.retrieval import Neighbours, packaged_embedder, read_pool
 from tunewright.runs import NEIGHBOUR_POOL
 from tunewright.serve.decode import BASE_ROW, DecodeBatch, Row, TokenCallback, decode_rows
 from tunewright.serve.pool import AdapterPool, LoadedAdapter
+from tunewright.serve.prefix_cache import DEFAULT_BUDGET_BYTES, PrefixCache, PrefixStats, system_prefix_len
 from tunewright.serve.response_format import ResponseFormat, row_processor
 from tunewright.serve.sampling import GREEDY, Sampling, Token
 from tunewright.serve.stacked import StackedLora
@@ -47,6 +49,7 @@ class Prompt:
     stop_ids: frozenset[int]
     sampling: Sampling = GREEDY
     processors: tuple[LogitsProcessor, ...] = field(default=(), compare=False)  # per-row constraints
+    prefix_len: int = 0  # leading prompt ids that are its system prompt, shared with other requests
 
     @property
     def batch_key(self) -> str:
@@ -56,7 +59,7 @@ class Prompt:
 
 class Engine:
     def __init__(self, base_name: str, base_dir: Path, library: AdapterLibrary, max_loaded: int = 8,
-                 device: str = "cpu", stack_lora: bool = True) -> None:
+                 device: str = "cpu", stack_lora: bool = True, prefix_cache_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
         from tunewright.library import base_fingerprint
 
         self.base_name, self.base_dir, self.library, self.device = base_name, base_dir, library, device
@@ -66,6 +69,8 @@ class Engine:
         self.tokenizer = self.pool.tokenizer
         self.pad_id = int(self.tokenizer.pad_token_id)
         self.stack_lora = stack_lora
+        self.prefixes = PrefixCache(prefix_cache_bytes) if prefix_cache_bytes > 0 else None  # 0: no prefix cache
+        self.pool.on_unload = self._drop_prefixes
         self._stacked: StackedLora | None = None  # rebuilt whenever the loaded adapters change
         self._stacked_key: tuple[int, list[str]] = (-1, [])
         self._tries: dict[tuple[str, tuple[int, int]], LabelTrie] = {}  # label tries of labelled adapters
@@ -101,14 +106,17 @@ class Engine:
         for raw text (`/v1/completions`)."""
         entry = self.entry(model)
         tokenizer = self.tokenizer_for(entry)
+        prefix_len = 0
         if raw is not None:
             ids = [int(i) for i in tokenizer(raw, add_special_tokens=False)["input_ids"]]
         else:
             if entry is not None and entry.neighbours:
                 messages = self._neighbours_of(entry).show_messages(messages)  # as in its training prompts
-            ids = prompt_ids(tokenizer, with_system_prompt(messages, entry.system_prompt if entry else ""))
+            chat = with_system_prompt(messages, entry.system_prompt if entry else "")
+            ids = prompt_ids(tokenizer, chat)
+            prefix_len = system_prefix_len(tokenizer, chat, ids) if self.prefixes is not None else 0
         stops = entry.stop_token_ids if entry and entry.stop_token_ids else stop_token_ids(tokenizer)
-        return Prompt(model, entry, ids, max_new_tokens, frozenset(stops))
+        return Prompt(model, entry, ids, max_new_tokens, frozenset(stops), prefix_len=prefix_len)
 
     def _neighbours_of(self, entry: AdapterEntry) -> Neighbours:
         key = (entry.name, entry.weights_stamp)
@@ -130,23 +138,22 @@ class Engine:
         if solo is not None and solo.model is not None:
             if solo.entry.peft_type in PROMPT_LEARNING:
                 return self._generate_all(solo.model, rows, on_token)
-            return decode_rows(solo.model, rows, self.pad_id, on_token, per_row_adapters=False)
+            return self._decode(solo.model, rows, on_token, per_row_adapters=False)
         if mixed and solo is None and more is not None:
             return self._run_joining(rows, on_token, more)
         lora_model = self.pool.lora_model
         if not loaded:
             if lora_model is None:
-                return decode_rows(self.pool.base, rows, self.pad_id, on_token, per_row_adapters=False)
+                return self._decode(self.pool.base, rows, on_token, per_row_adapters=False)
             with lora_model.disable_adapter():
-                return decode_rows(lora_model, rows, self.pad_id, on_token, per_row_adapters=False)
+                return self._decode(lora_model, rows, on_token, per_row_adapters=False)
         if mixed and solo is None:
             stacked = self._stacked_for({row.adapter for row in rows} - {BASE_ROW})
-            return decode_rows(lora_model, rows, self.pad_id, on_token, per_row_adapters=True,
-                               stacked=stacked)
+            return self._decode(lora_model, rows, on_token, per_row_adapters=True, stacked=stacked)
         if lora_model is None or len({row.adapter for row in rows}) != 1:
             raise ValueError("an unmixed batch must hold one adapter")
         lora_model.set_adapter(rows[0].adapter)
-        return decode_rows(lora_model, rows, self.pad_id, on_token, per_row_adapters=False)
+        return self._decode(lora_model, rows, on_token, per_row_adapters=False)
 
     def _run_joining(self, rows: list[Row], on_token: TokenCallback, more: Callable[[bool], list[Prompt]]) -> None:
         """A mixed batch that new prompts join between steps. LoRA prompts may join only once the
@@ -166,13 +173,28 @@ class Engine:
 
         peft_names = {row.adapter for row in rows} - {BASE_ROW}
         stacked = self._stacked_for(peft_names) if peft_names else None
-        return decode_rows(model, rows, self.pad_id, on_token, per_row_adapters=model is not self.pool.base,
-                           stacked=stacked, more=joining)
+        return self._decode(model, rows, on_token, per_row_adapters=model is not self.pool.base, stacked=stacked,
+                            more=joining)
+
+    def _decode(self, model: CausalLM, rows: list[Row], on_token: TokenCallback, per_row_adapters: bool,
+                stacked: StackedLora | None = None, more: Callable[[DecodeBatch], list[Row]] | None = None) -> None:
+        decode_rows(model, rows, self.pad_id, on_token, per_row_adapters, stacked, more, self.prefixes)
 
     def _row(self, prompt: Prompt, loaded: dict[str, LoadedAdapter]) -> Row:
-        adapter = loaded[prompt.entry.name].peft_name if prompt.entry else BASE_ROW
-        return Row(prompt.prompt_ids, prompt.max_new_tokens, prompt.stop_ids, adapter, prompt.sampling,
-                   prompt.processors)
+        """The prompt as a decode row; its prefix key names the adapter and which load of it computes the
+        states (a reloaded or re-registered adapter never meets its earlier states)."""
+        adapter = loaded[prompt.entry.name] if prompt.entry else None
+        scope = (adapter.entry.name, adapter.load) if adapter else (None, 0)
+        prefix = (*scope, tuple(prompt.prompt_ids[:prompt.prefix_len])) if prompt.prefix_len else None
+        return Row(prompt.prompt_ids, prompt.max_new_tokens, prompt.stop_ids,
+                   adapter.peft_name if adapter else BASE_ROW, prompt.sampling, prompt.processors, prefix)
+
+    def prefix_stats(self) -> PrefixStats:
+        return self.prefixes.stats() if self.prefixes is not None else PrefixStats(0, 0, 0)
+
+    def _drop_prefixes(self, adapter: LoadedAdapter) -> None:
+        if self.prefixes is not None:
+            self.prefixes.drop(adapter.entry.name)
 
     def _stacked_for(self, peft_names: set[str]) -> StackedLora | None:
         """Stacked LoRA over every loaded plain-LoRA adapter, rebuilt when that set changes; None when the

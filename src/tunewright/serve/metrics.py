@@ -1,5 +1,6 @@
 """Server metrics in the Prometheus text format (written here: a few counters and histograms do not need
-a client library): requests by model and status, latency histograms, queue depth, tokens per adapter."""
+a client library): requests by model and status, latency histograms, queue depth, tokens per adapter,
+and the prefix cache's hits, misses and bytes."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
+from tunewright.serve.prefix_cache import PrefixStats
+
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 class Metrics:
-    def __init__(self, queue_depth: Callable[[], int]) -> None:
-        self.queue_depth = queue_depth
+    def __init__(self, queue_depth: Callable[[], int],
+                 prefix_stats: Callable[[], PrefixStats] = lambda: PrefixStats(0, 0, 0)) -> None:
+        self.queue_depth, self.prefix_stats = queue_depth, prefix_stats
         self.started = time.monotonic()
         self.requests: defaultdict[tuple[str, int], int] = defaultdict(int)
         self.latency: defaultdict[str, list[int]] = defaultdict(lambda: [0] * (len(LATENCY_BUCKETS) + 1))
@@ -60,6 +64,16 @@ class Metrics:
                 lines.append(f'tunewright_tokens_per_second{{model="{model}"}} {rate:.3f}')
             lines += _header("tunewright_queue_depth", "gauge", "Requests waiting or running.")
             lines.append(f"tunewright_queue_depth {self.queue_depth()}")
+            prefixes = self.prefix_stats()
+            lines += _header("tunewright_prefix_cache_hits_total", "counter",
+                             "Prompt passes that started from a cached shared system prompt.")
+            lines.append(f"tunewright_prefix_cache_hits_total {prefixes.hits}")
+            lines += _header("tunewright_prefix_cache_misses_total", "counter",
+                             "Prompts opening with a shared system prompt that was not cached.")
+            lines.append(f"tunewright_prefix_cache_misses_total {prefixes.misses}")
+            lines += _header("tunewright_prefix_cache_bytes", "gauge",
+                             "Bytes of key/value states the prefix cache holds.")
+            lines.append(f"tunewright_prefix_cache_bytes {prefixes.bytes}")
             lines += _header("tunewright_uptime_seconds", "gauge", "Seconds since the server started.")
             lines.append(f"tunewright_uptime_seconds {time.monotonic() - self.started:.3f}")
         return "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ class LoadedAdapter:
     entry: AdapterEntry
     peft_name: str
     model: CausalLM | None  # its own model copy, or None when attached to the shared LoRA model
+    load: int = 0  # which load of the pool this is (the pool's `loads` count), so a reload tells apart
 
 
 class AdapterPool:
@@ -37,6 +39,7 @@ class AdapterPool:
         self.loaded: OrderedDict[str, LoadedAdapter] = OrderedDict()
         self.loads = self.evictions = 0
         self.generation = 0  # changes whenever an adapter leaves, so caches built on the set rebuild
+        self.on_unload: Callable[[LoadedAdapter], None] | None = None  # told of every adapter that leaves
         self._tokenizers: dict[str, Any] = {}
         self._tokenizer_lock = threading.Lock()
 
@@ -52,9 +55,11 @@ class AdapterPool:
             if victim is None:
                 raise ModelError(f"more than max_loaded={self.max_loaded} adapters in one batch")
             self._unload(self.loaded.pop(victim))
-        self.loaded[entry.name] = self._load(entry)
+        loaded = self._load(entry)
         self.loads += 1
-        return self.loaded[entry.name]
+        loaded.load = self.loads
+        self.loaded[entry.name] = loaded
+        return loaded
 
     def _load(self, entry: AdapterEntry) -> LoadedAdapter:
         from peft import PeftModel
@@ -71,6 +76,8 @@ class AdapterPool:
                 self.lora_model = PeftModel.from_pretrained(self.base, entry.path, adapter_name=peft_name)
             else:
                 self.lora_model.load_adapter(entry.path, adapter_name=peft_name)
+                if self.lora_model.active_adapter not in self.lora_model.peft_config:
+                    self.lora_model.set_adapter(peft_name)  # peft leaves a deleted last adapter active
             self.lora_model.eval()
         except Exception as exc:
             self._discard_failed_load(peft_name)
@@ -99,6 +106,8 @@ class AdapterPool:
             self.lora_model.delete_adapter(adapter.peft_name)
         with self._tokenizer_lock:
             self._tokenizers.pop(adapter.entry.name, None)
+        if self.on_unload is not None:
+            self.on_unload(adapter)
 
     def tokenizer_for(self, entry: AdapterEntry | None) -> Any:
         """The adapter's own tokenizer (and chat template) where it saved one, else the base's."""

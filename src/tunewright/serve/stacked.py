@@ -77,7 +77,7 @@ class StackedLora:
             a, b, ranks = hooked[id(module)]
             x = args[0].to(a.dtype)
             delta: torch.Tensor = ((x @ a) * self._mask(ranks, a.device, a.dtype)) @ b
-            return output + delta
+            return output + delta.to(output.dtype)  # peft keeps adapter weights in fp32 on a bf16 base
 
         hooked = {id(module): (a, b, ranks) for module, a, b, ranks in self.layers}
         handles = [module.register_forward_hook(add_delta) for module, _, _, _ in self.layers]
