@@ -84,7 +84,8 @@ def ranked_right(model: Any, tokenizer: Any, config: Config,
     by_mean = by_sum = 0
     for pair in pairs:
         (chosen_sum, chosen_tokens), (rejected_sum, rejected_tokens) = (
-            answer_logp(model, tokenizer, config, pair.prompt, side) for side in (pair.chosen or "", pair.rejected or ""))
+            answer_logp(model, tokenizer, config, pair.prompt, side)
+            for side in (pair.chosen or "", pair.rejected or ""))
         by_mean += chosen_sum / chosen_tokens > rejected_sum / rejected_tokens
         by_sum += chosen_sum > rejected_sum
     return by_mean / len(pairs), by_sum / len(pairs)
