@@ -176,6 +176,8 @@ class MethodConfig(Section):
     num_virtual_tokens: int = Field(20, gt=0, description="Virtual tokens for prompt_tuning / prefix_tuning.")
     beta: float = Field(0.1, gt=0, description="dpo / kto: how far the tuned model may move from the reference "
                         "(smaller moves further); orpo: the weight of the odds-ratio term against the SFT loss.")
+    sft_weight: float = Field(0.0, ge=0, description="dpo: weight of an SFT loss on the chosen answers added "
+                              "to the DPO loss (RPO; trl's loss_type sft), so generation learns them; 0: DPO alone.")
     init_from: Path | None = Field(
         None, description="dpo / kto / orpo: a finished SFT run directory (relative to the config file) whose LoRA "
         "adapter training starts from; its frozen copy is the reference. Unset: a fresh adapter on the base, "

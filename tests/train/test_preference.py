@@ -222,3 +222,27 @@ def test_a_preference_run_resumes_from_its_checkpoint_to_the_same_last_step(
     assert resumed.train_tokens == first.train_tokens  # the same batches, counted once
     steps = [row["step"] for row in read_jsonl(run.metrics) if row["train_loss"] is not None]
     assert steps == list(range(1, first.steps + 1))  # rows after the checkpoint were rewritten, not doubled
+
+
+def test_dpo_sft_weight_adds_the_chosen_answers_nll_and_raises_their_likelihood(
+        make_project: ProjectFactory, tmp_path: Path) -> None:
+    chosen_logp = {}
+    for weight in (0.0, 1.0):
+        root = tmp_path / f"w{weight}"
+        root.mkdir()
+        config = load_config(write_preference_project(root, make_project, 32, "dpo", {"sft_weight": weight}))
+        run = RunPaths(root / "run")
+        prepare_run(config, run, announce=lambda message: None)
+        train_run(config, run, show_progress=False)
+        rows = [row for row in read_jsonl(run.metrics) if "train_chosen_logp" in row]
+        chosen_logp[weight] = rows[-1]["train_chosen_logp"]
+    # same data, seed and steps: only the added NLL term differs, and it pulls the chosen answers up
+    assert chosen_logp[1.0] > chosen_logp[0.0], chosen_logp
+
+
+def test_sft_weight_is_refused_for_methods_other_than_dpo(make_project: ProjectFactory, tmp_path: Path) -> None:
+    config = load_config(write_preference_project(tmp_path, make_project, 48, "kto", {"sft_weight": 0.5}))
+    run = RunPaths(tmp_path / "run")
+    prepare_run(config, run, announce=lambda message: None)
+    with pytest.raises(ConfigError, match=r"method\.sft_weight"):
+        train_run(config, run, show_progress=False)

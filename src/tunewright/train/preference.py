@@ -14,7 +14,7 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, set_seed
 
 from tunewright.chat import with_system_prompt
 from tunewright.config import Config
-from tunewright.errors import DataError
+from tunewright.errors import ConfigError, DataError
 from tunewright.methods import METHODS, load_base, preference
 from tunewright.modeling import CausalLM, load_tokenizer, resolve_base_model
 from tunewright.records import Preference
@@ -133,9 +133,13 @@ def preference_arguments(config: Config, run: RunPaths, precision: str) -> Any:
     # second forward pass
     settings.update(beta=config.method.beta, max_length=config.training.max_seq_len, gradient_checkpointing=False)
     name = config.method.name
+    if config.method.sft_weight and name != "dpo":
+        raise ConfigError(f"method.sft_weight: only dpo adds an SFT loss ({name} has its own); remove it or use dpo")
     if name == "dpo":
         from trl.trainer.dpo_config import DPOConfig
 
+        if config.method.sft_weight:  # trl combines the losses with these weights (its 'sft' term is RPO's NLL)
+            settings.update(loss_type=["sigmoid", "sft"], loss_weights=[1.0, config.method.sft_weight])
         return DPOConfig(**settings)
     if name == "kto":
         from trl.trainer.kto_config import KTOConfig
