@@ -132,6 +132,8 @@ FOLLOW_UPS = ["Could you confirm the last four digits of your card?", "What date
               "Which account is this about?", "Can you tell me a bit more about what happened?",
               "I'll look into it and get back to you.", "You'll get an update in the app within the day.",
               "Anything else I can help with today, just let me know.", "I'll add a note to your account."]
+CLOSINGS = ["Thanks for your patience while we look at this.", "We're here if you need anything else.",
+            "Thanks again for getting in touch with us today.", "Have a good rest of your day."]
 
 
 def prompt(message: str) -> str:
@@ -148,7 +150,8 @@ def pairs(rule: str, number: int, label: str, message: str) -> list[dict[str, st
                            QUESTIONS[rule][(number + k) % len(QUESTIONS[rule])],
                            NEXT[rule][(pick + number) % len(NEXT[rule])]])
         rejected = " ".join([f"[Intent: {label}]", ack_rejected, REJECTED[rule][(number + k) % len(REJECTED[rule])],
-                             FOLLOW_UPS[pick % 4], FOLLOW_UPS[4 + (pick + number) % 4]])
+                             FOLLOW_UPS[pick % 4], FOLLOW_UPS[4 + (pick + number) % 4],
+                             CLOSINGS[(pick + number) % len(CLOSINGS)]])
         rows.append({"prompt": prompt(message), "chosen": chosen, "rejected": rejected})
     return rows
 

@@ -12,10 +12,11 @@ from transformers import AutoTokenizer
 
 from tunewright.config import SplitConfig, TaskConfig
 from tunewright.data.check import check_dataset
+from tunewright.data.preference_check import length_bias
 from tunewright.data.preferences import rows_to_preferences
 from tunewright.data.readers import RawRow
 from tunewright.data.split import split_preferences
-from tunewright.records import Preference
+from tunewright.records import Message, Preference
 
 CASES = Path(__file__).parent / "preference_cases"
 TASK = TaskConfig(name="support", system_prompt="Be careful.")
@@ -67,6 +68,20 @@ def test_length_bias_names_the_ratio() -> None:
     report = check_dataset(CASES / "length_bias.jsonl", TASK)
     (finding,) = [f for f in report.findings if f.code == "length-bias"]
     assert "x as long" in finding.message and "longer in 100% of pairs" in finding.message
+
+
+@pytest.mark.parametrize(("chosen_length", "rejected_lengths", "warns"), [
+    (120, [100] * 20, True),              # 1.2x and longer in every pair: a small gap, always one way
+    (120, [100] * 15 + [130] * 5, True),  # longer in 75 % of pairs, 1.1x on average
+    (100, [100] * 20, False),             # the same lengths
+    (200, [100] * 10 + [300] * 10, False),  # longer in half the pairs, however large the gaps
+    (105, [100] * 20, False),             # one way, but within 10 %
+    (150, [100] * 9, False),              # too few pairs to call it a bias
+])
+def test_length_bias_threshold(chosen_length: int, rejected_lengths: list[int], warns: bool) -> None:
+    preferences = [Preference(str(n), (Message("user", f"question {n}"),), "c" * chosen_length, "r" * length)
+                   for n, length in enumerate(rejected_lengths)]
+    assert bool(length_bias(preferences, "pairs.jsonl")) is warns
 
 
 def test_kto_rows_keep_their_side_and_records_round_trip() -> None:

@@ -18,8 +18,11 @@ from tunewright.records import Example, Message, Preference
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-LENGTH_BIAS_RATIO = 1.5  # mean chosen length / mean rejected length (characters) at or above which we warn
-LENGTH_BIAS_SHARE = 0.75  # ... when the chosen side is also the longer one in at least this share of pairs
+# A consistent direction teaches "longer wins" even when the gap is small (DPO's length exploitation,
+# Park et al. 2024): warn when the chosen side is the longer one in at least LENGTH_BIAS_SHARE of the pairs
+# and longer on average by LENGTH_BIAS_RATIO (mean chosen / mean rejected characters).
+LENGTH_BIAS_RATIO = 1.1
+LENGTH_BIAS_SHARE = 0.75
 MIN_PAIRS_FOR_BIAS = 10
 
 
