@@ -246,3 +246,33 @@ def test_sft_weight_is_refused_for_methods_other_than_dpo(make_project: ProjectF
     prepare_run(config, run, announce=lambda message: None)
     with pytest.raises(ConfigError, match=r"method\.sft_weight"):
         train_run(config, run, show_progress=False)
+
+
+def test_auto_precision_of_a_preference_run_is_measured_on_its_pairs_and_leaves_the_model_as_it_was(
+        make_project: ProjectFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tunewright.train.precision as precision
+    from tunewright.methods import METHODS, load_base
+    from tunewright.modeling import load_tokenizer
+    from tunewright.train.preference import choose_preference_precision
+
+    monkeypatch.setenv("TUNEWRIGHT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(precision, "fast_bf16_available", lambda: True)  # so the probe runs on any CPU
+    config = load_config(write_preference_project(tmp_path, make_project, 32, "dpo"),
+                         ["training.precision=auto"])
+    run = RunPaths(tmp_path / "run")
+    prepare_run(config, run, announce=lambda message: None)
+    model_dir = Path(config.model.base)
+    model = load_base(model_dir, METHODS["dpo"])
+    flags = {name: p.requires_grad for name, p in model.named_parameters()}
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+
+    chosen = choose_preference_precision(config, model_dir, model, load_tokenizer(model_dir),
+                                         run.load_preference_split("train"))
+
+    assert chosen.name in ("fp32", "bf16") and "; probe on this machine" in chosen.reason, chosen.reason
+    stored = json.loads(next((tmp_path / "cache" / "precision").glob("*.json")).read_text())
+    # both answers of each of the batch's pairs: 2 x batch_size rows
+    assert stored["key"]["method"] == "dpo" and stored["key"]["batch_shape"].startswith("8x")
+    assert {name: p.requires_grad for name, p in model.named_parameters()} == flags
+    assert all(torch.equal(p.detach(), before[name]) and p.grad is None for name, p in model.named_parameters())
+    assert not model.get_input_embeddings()._forward_hooks

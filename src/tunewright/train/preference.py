@@ -6,20 +6,24 @@ frozen copy as a second adapter on the same base (trl does both when given a PEF
 
 from __future__ import annotations
 
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from transformers import PrinterCallback, Trainer, TrainerCallback, set_seed
 
-from tunewright.chat import with_system_prompt
+from tunewright.chat import encode_example, with_system_prompt
 from tunewright.config import Config
 from tunewright.errors import ConfigError, DataError
 from tunewright.methods import METHODS, load_base, preference
 from tunewright.modeling import CausalLM, load_tokenizer, resolve_base_model
-from tunewright.records import Preference
+from tunewright.records import Example, Message, Preference
 from tunewright.runs import RunPaths
-from tunewright.train.precision import resolve_precision
+from tunewright.train.batches import PadCollator
+from tunewright.train.precision import Precision
 from tunewright.train.watch import TrainingWatch
 
 if TYPE_CHECKING:
@@ -38,12 +42,15 @@ def train_preference_run(config: Config, run: RunPaths, show_progress: bool = Tr
     tokenizer = load_tokenizer(model_dir)
     method = METHODS[config.method.name]
     unpaired = method.facts.preference == "unpaired"
-    train_rows = trainer_rows(config, run.load_preference_split("train"), unpaired)
+    train_split = run.load_preference_split("train")
+    train_rows = trainer_rows(config, train_split, unpaired)
     val_rows = trainer_rows(config, run.load_preference_split("val"), unpaired)
-    precision = resolve_precision(config.training.precision)
     set_seed(config.training.seed)
     base = load_base(model_dir, method)
     model = preference.from_sft_run(base, config.method.init_from) if config.method.init_from else base
+    precision = choose_preference_precision(config, model_dir, model, tokenizer, train_split)
+    if show_progress:
+        print(f"precision: {precision.name} ({precision.reason})", file=sys.stderr)
     watch = TrainingWatch.start(config, run, resume, show_progress, callbacks,
                                 accuracy_key=None if unpaired else ACCURACY_KEY)
     trainer = build_trainer(config, run, model, tokenizer, train_rows, val_rows, precision.name, watch.callbacks)
@@ -55,6 +62,43 @@ def train_preference_run(config: Config, run: RunPaths, show_progress: bool = Tr
         tuned.delete_adapter("ref")  # trl's frozen copy of the SFT adapter: the reference, not the result
 
     return save_trained(config, run, trainer, watch, tuned, tokenizer, precision, started)
+
+
+def choose_preference_precision(config: Config, model_dir: Path, model: CausalLM, tokenizer: Any,
+                                rows: list[Preference]) -> Precision:
+    """training.precision, with 'auto' measured as for SFT (recipe.choose_precision) on a real batch of
+    the training pairs, every answer of each (trl runs chosen and rejected as one batch; its reference pass
+    is a forward of the same shape in the same precision). Gradients flow through the activations only, as
+    they do to an adapter: the fresh-adapter case has no adapter yet (trl adds it), and the weights stay
+    untouched either way."""
+    from tunewright.train.recipe import choose_precision
+
+    encoded = []
+    for row in rows[: config.training.batch_size]:
+        for answer in (row.chosen, row.rejected):
+            if answer is not None:
+                example = Example(row.id, (*row.prompt, Message("assistant", answer)))
+                ids = encode_example(tokenizer, example, config.task.system_prompt, config.training.max_seq_len)
+                encoded.append({"input_ids": ids.input_ids, "labels": ids.labels})
+    batch = PadCollator(tokenizer.pad_token_id)(encoded)
+    with activation_gradients_only(model):
+        return choose_precision(config, model_dir, model, batch, METHODS[config.method.name])
+
+
+@contextmanager
+def activation_gradients_only(model: CausalLM) -> Iterator[None]:
+    """Every weight frozen and the input embeddings' output requiring a gradient, so backward runs through
+    every layer as it does for an adapter; the weights' own flags are restored afterwards."""
+    flags = [(parameter, parameter.requires_grad) for parameter in model.parameters()]
+    for parameter, _ in flags:
+        parameter.requires_grad_(False)
+    hook = model.get_input_embeddings().register_forward_hook(lambda _module, _inputs, output: output.requires_grad_())
+    try:
+        yield
+    finally:
+        hook.remove()
+        for parameter, flag in flags:
+            parameter.requires_grad_(flag)
 
 
 def trainer_rows(config: Config, rows: list[Preference], unpaired: bool) -> Any:
