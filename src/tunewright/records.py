@@ -114,6 +114,10 @@ class Preference:
         """The hash every row with this prompt shares (splits keep them together)."""
         return content_hash(self.prompt)
 
+    def with_answer(self, answer: str) -> Example:
+        """The prompt with `answer` as its assistant turn: an SFT example, for what scores or checks one side."""
+        return Example(self.id, (*self.prompt, Message("assistant", answer)), source=self.source)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -13,7 +13,7 @@ from tunewright.data.content import check_content
 from tunewright.data.lengths import check_lengths, token_lengths
 from tunewright.data.readers import Finding
 from tunewright.data.similarity import near_duplicates
-from tunewright.records import Example, Message, Preference
+from tunewright.records import Example, Preference
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -52,8 +52,7 @@ def side_examples(preferences: list[Preference], side: str) -> list[Example]:
     for preference in preferences:
         answer = preference.chosen if side == "chosen" else preference.rejected
         if answer is not None:
-            examples.append(Example(preference.id, (*preference.prompt, Message("assistant", answer)),
-                                    source=preference.source))
+            examples.append(preference.with_answer(answer))
     return examples
 
 

@@ -20,7 +20,7 @@ from tunewright.evaluate.generate import generate_replies
 from tunewright.evaluate.policy import policy_decision, read_policy_probe, score_policy
 from tunewright.evaluate.task_decoding import label_constraint
 from tunewright.modeling import load_model, load_tokenizer, load_with_adapter, resolve_base_model
-from tunewright.records import Example, Message, Preference, extract_label
+from tunewright.records import Preference, extract_label
 from tunewright.report.policy import write_policy_reports
 from tunewright.runs import RunPaths, write_json
 
@@ -84,7 +84,7 @@ def ranked_right(model: Any, tokenizer: Any, config: Config,
     by_mean = by_sum = 0
     for pair in pairs:
         (chosen_sum, chosen_tokens), (rejected_sum, rejected_tokens) = (
-            answer_logp(model, tokenizer, config, pair.prompt, side)
+            answer_logp(model, tokenizer, config, pair, side)
             for side in (pair.chosen or "", pair.rejected or ""))
         by_mean += chosen_sum / chosen_tokens > rejected_sum / rejected_tokens
         by_sum += chosen_sum > rejected_sum
@@ -92,12 +92,11 @@ def ranked_right(model: Any, tokenizer: Any, config: Config,
 
 
 @torch.no_grad()
-def answer_logp(model: Any, tokenizer: Any, config: Config, prompt: tuple[Message, ...],
-                answer: str) -> tuple[float, int]:
-    """Sum of the answer's token log-probabilities (end-of-turn included) after the chat template, and the
-    number of those tokens."""
-    encoded = encode_example(tokenizer, Example("", (*prompt, Message("assistant", answer))),
-                             config.task.system_prompt, config.training.max_seq_len)
+def answer_logp(model: Any, tokenizer: Any, config: Config, pair: Preference, answer: str) -> tuple[float, int]:
+    """Sum of the answer's token log-probabilities (end-of-turn included) after the pair's prompt and the
+    chat template, and the number of those tokens."""
+    encoded = encode_example(tokenizer, pair.with_answer(answer), config.task.system_prompt,
+                             config.training.max_seq_len)
     ids = torch.tensor([encoded.input_ids])
     labels = torch.tensor(encoded.labels[1:])
     logits = model(input_ids=ids).logits[0, :-1].float()

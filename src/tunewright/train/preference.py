@@ -20,7 +20,7 @@ from tunewright.config import Config
 from tunewright.errors import ConfigError, DataError
 from tunewright.methods import METHODS, load_base, preference
 from tunewright.modeling import CausalLM, load_tokenizer, resolve_base_model
-from tunewright.records import Example, Message, Preference
+from tunewright.records import Preference
 from tunewright.runs import RunPaths
 from tunewright.train.batches import PadCollator
 from tunewright.train.precision import Precision
@@ -77,8 +77,8 @@ def choose_preference_precision(config: Config, model_dir: Path, model: CausalLM
     for row in rows[: config.training.batch_size]:
         for answer in (row.chosen, row.rejected):
             if answer is not None:
-                example = Example(row.id, (*row.prompt, Message("assistant", answer)))
-                ids = encode_example(tokenizer, example, config.task.system_prompt, config.training.max_seq_len)
+                ids = encode_example(tokenizer, row.with_answer(answer), config.task.system_prompt,
+                                     config.training.max_seq_len)
                 encoded.append({"input_ids": ids.input_ids, "labels": ids.labels})
     batch = PadCollator(tokenizer.pad_token_id)(encoded)
     with activation_gradients_only(model):
