@@ -1,4 +1,4 @@
-"""Stacked LoRA (all loaded adapters in two matmuls per layer, a row mask picking each row's own) gives
+"""Grouped LoRA (all loaded adapters in two batched matmuls per layer, each row multiplied through its own) gives
 the same tokens as each adapter running alone, and as peft's per-row path, in one mixed batch, and so do
 rows that join a running batch between its steps."""
 

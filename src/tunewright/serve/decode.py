@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 from transformers import LogitsProcessor
-from transformers.cache_utils import DynamicLayer
 
 from tunewright.modeling import CausalLM, left_pad
+from tunewright.serve.kv_cache import growing, plain_dynamic
 from tunewright.serve.prefix_cache import PrefixCache, PrefixKey, PrefixStart, pad_states
 from tunewright.serve.sampling import GREEDY, Sampling, Token, choose, generator_for
 
@@ -72,10 +72,10 @@ def _forward(model: CausalLM, input_ids: torch.Tensor, attention_mask: torch.Ten
 
 class DecodeBatch:
     """Rows decoding together, each under a key of the caller's. With `per_row_adapters` each row runs
-    through its own LoRA adapter (peft's `adapter_names`); with `stacked` too, prompt passes take peft's
-    per-row path (a few large matmuls per adapter cost little there) and one-token steps the stacked
-    adapters. State between steps: `mask` covers the cache plus the pending token, `positions` and
-    `pending` are each row's next position and token."""
+    through its own LoRA adapter: grouped LoRA (`stacked`, stacked.py) where it covers the batch's
+    adapters, for prompt passes and steps alike, else peft's per-row path (`adapter_names`). State
+    between steps: `mask` covers the cache plus the pending token, `positions` and `pending` are each
+    row's next position and token."""
 
     def __init__(self, model: CausalLM, pad_id: int, per_row_adapters: bool, stacked: StackedLora | None,
                  prefixes: PrefixCache | None = None) -> None:
@@ -88,7 +88,7 @@ class DecodeBatch:
         self.cache: Any = None
         self.mask = self.positions = self.pending = torch.empty(0, dtype=torch.long)
         self._stack: ExitStack | None = None  # holds the stacked adapters' hooks while they are on
-        self._selected: list[int] = []
+        self._selected: list[int] | None = None  # the rows the stacked adapters are selected for
 
     @property
     def adapters(self) -> set[str]:
@@ -97,7 +97,7 @@ class DecodeBatch:
     @property
     def joinable(self) -> bool:
         """Caches of plain dynamic layers can be padded and stacked (not sliding-window ones)."""
-        return self.cache is None or all(type(layer) is DynamicLayer for layer in self.cache.layers)
+        return self.cache is None or plain_dynamic(self.cache)
 
     def use_stacked(self, stacked: StackedLora | None) -> None:
         if stacked is not self.stacked:
@@ -107,7 +107,6 @@ class DecodeBatch:
     def join(self, rows: list[tuple[int, Row]], on_token: TokenCallback) -> None:
         """The prompt pass of new rows (from their cached prefixes, where held), their first tokens, and
         their place in the batch."""
-        self._stacked_off()
         device = self.model.device
         prefixes = [row.prefix for _, row in rows]
         start = self.prefixes.start(prefixes) if self.prefixes is not None else PrefixStart.empty(len(rows))
@@ -115,8 +114,9 @@ class DecodeBatch:
         input_ids, tail_mask = (t.to(device) for t in left_pad(tails, self.pad_id))
         mask = torch.cat([start.mask.to(device), tail_mask], 1)
         positions = torch.tensor(start.lengths, device=device)[:, None] + (tail_mask.cumsum(-1) - 1).clamp(min=0)
-        extra = {"adapter_names": [row.adapter for _, row in rows]} if self.per_row_adapters else {}
+        extra = self._adapters_for([row.adapter for _, row in rows])
         output = _forward(self.model, input_ids, mask, positions, start.cache, extra)
+        self._selected = None  # the next step selects its own rows
         if self.prefixes is not None:
             self.prefixes.keep(prefixes, start, output.cache, [len(row.prompt_ids) for _, row in rows])
         for key, row in rows:
@@ -129,22 +129,16 @@ class DecodeBatch:
             return
         kept = torch.tensor(keep, device=device)
         output.cache.batch_select_indices(kept)
-        self._merge(output.cache, [keys[i] for i in keep], torch.cat([mask[kept], mask.new_ones((len(keep), 1))], 1),
-                    positions[kept, -1] + 1, torch.tensor([tokens[i].id for i in keep], device=device))
+        mask = torch.cat([mask[kept], mask.new_ones((len(keep), 1))], 1)
+        self._merge(growing(output.cache), [keys[i] for i in keep], mask, positions[kept, -1] + 1,
+                    torch.tensor([tokens[i].id for i in keep], device=device))
 
     def step(self, on_token: TokenCallback) -> None:
         """One token for every live row."""
-        if self.stacked is not None:
-            if self._stack is None:
-                self._stack = ExitStack()
-                self._stack.enter_context(self.stacked.active(self.model))
-                self._selected = []
-            if self._selected != self.live:
-                self.stacked.select([None if self.rows[k].adapter == BASE_ROW else self.rows[k].adapter
-                                     for k in self.live])
-                self._selected = list(self.live)
-        per_row = self.per_row_adapters and self.stacked is None
-        extra = {"adapter_names": [self.rows[k].adapter for k in self.live]} if per_row else {}
+        extra: dict[str, Any] = {}
+        if self._selected != self.live:
+            extra = self._adapters_for([self.rows[key].adapter for key in self.live])
+            self._selected = None if extra else list(self.live)
         output = _forward(self.model, self.pending[:, None], self.mask, self.positions[:, None], self.cache, extra)
         self.cache = output.cache
         tokens = self._choose(self.live, output.logits[:, -1])
@@ -155,10 +149,22 @@ class DecodeBatch:
         if len(keep) < len(self.live):
             self._keep(keep)
 
+    def _adapters_for(self, adapters: list[str]) -> dict[str, Any]:
+        """Sets up the next forward pass for rows with these adapters: grouped LoRA selected for them
+        (nothing to pass on), peft's per-row `adapter_names`, or nothing for an unmixed model."""
+        if self.stacked is None:
+            return {"adapter_names": adapters} if self.per_row_adapters else {}
+        if self._stack is None:
+            self._stack = ExitStack()
+            self._stack.enter_context(self.stacked.active(self.model))
+        self.stacked.select([None if adapter == BASE_ROW else adapter for adapter in adapters])
+        return {}
+
     def close(self) -> None:
         self._stacked_off()
 
     def _stacked_off(self) -> None:
+        self._selected = None
         if self._stack is not None:
             self._stack.close()
             self._stack = None

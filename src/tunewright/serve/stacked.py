@@ -1,8 +1,11 @@
-"""Mixed-adapter LoRA as two matmuls per layer: every loaded adapter's A and B (scaled) are concatenated
-along the rank, each row multiplies by all of them and a row mask keeps only its own adapter's slice
-(zeros for base rows). peft's per-row path (`adapter_names`) loops over the adapters in a batch, a few
-small kernels each, per layer; here the count of kernels does not grow with the adapters, which is what
-makes a batch over 8 adapters nearly as fast as one over the base."""
+"""Mixed-adapter LoRA in two batched matmuls per layer. Every loaded adapter's A and B (B scaled) are held
+as one tensor each, [adapters, in, rank] and [adapters, rank, out] (ranks padded with zeros to the
+largest); for a decode step the batch's rows are gathered into one group per adapter (each padded to the
+largest group), multiplied through their own adapter only (`torch.bmm`), and added back to their rows.
+peft's per-row path (`adapter_names`) loops over the adapters in a batch, a few small kernels each, per
+layer; here the count of kernels does not grow with the adapters. An earlier version multiplied every
+row by all adapters at once and masked the other adapters' slices: as many kernels, but each row paid
+for every adapter's rank (`bench/serve_step.py` compares the two costs)."""
 
 from __future__ import annotations
 
@@ -22,20 +25,25 @@ class StackedLora:
         from peft.tuners.lora import Linear
 
         self.adapters = adapters
-        self.layers: list[tuple[Any, torch.Tensor, torch.Tensor, tuple[int, ...]]] = []
+        self.layers: list[tuple[Any, torch.Tensor, torch.Tensor]] = []
         for layer in model.modules():
             if not isinstance(layer, Linear):
                 continue
             module = cast(Any, layer)  # nn.Module attribute access is untyped
-            present = [name for name in adapters if name in module.lora_A]
-            if not present:
+            held = [name for name in adapters if name in module.lora_A]
+            if not held:
                 continue
-            ranks = tuple(module.r[name] if name in module.lora_A else 0 for name in adapters)
-            a = torch.cat([module.lora_A[name].weight.T for name in present], dim=1)  # in x R
-            b = torch.cat([module.lora_B[name].weight.T * module.scaling[name] for name in present], dim=0)  # R x out
-            self.layers.append((module, a.contiguous(), b.contiguous(), ranks))
-        self._masks: dict[tuple[int, ...], torch.Tensor] = {}
-        self._rows: list[str | None] = []
+            first = module.lora_A[held[0]].weight  # its dtype: peft keeps adapter weights in fp32 on a bf16 base
+            rank = max(module.r[name] for name in held)
+            a = first.new_zeros((len(adapters), module.in_features, rank))
+            b = first.new_zeros((len(adapters), rank, module.out_features))
+            for index, name in enumerate(adapters):
+                if name in module.lora_A:
+                    lora_a, lora_b = module.lora_A[name].weight, module.lora_B[name].weight
+                    a[index, :, :lora_a.shape[0]] = lora_a.T
+                    b[index, :lora_b.shape[1]] = lora_b.T * module.scaling[name]
+            self.layers.append((module, a, b))
+        self._plan: tuple[torch.Tensor, torch.Tensor, torch.Tensor, int] | None = None
 
     @staticmethod
     def supports(model: CausalLM, adapters: list[str]) -> bool:
@@ -55,32 +63,36 @@ class StackedLora:
         return True
 
     def select(self, row_adapters: list[str | None]) -> None:
-        """The adapter of each row now in the batch (None: the base model); masks follow."""
-        self._masks.clear()
-        self._rows = row_adapters
-
-    def _mask(self, ranks: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        if ranks not in self._masks:
-            starts = [sum(ranks[:index]) for index in range(len(ranks))]
-            mask = torch.zeros(len(self._rows), sum(ranks), dtype=dtype)
-            for row, name in enumerate(self._rows):
-                if name is not None:
-                    index = self.adapters.index(name)
-                    mask[row, starts[index]:starts[index] + ranks[index]] = 1
-            self._masks[ranks] = mask.to(device)[:, None, :]
-        return self._masks[ranks]
+        """The adapter of each row now in the batch (None: the base model). Plans the gather: row indices
+        grouped by adapter, each group padded (with row 0) to the largest; which gathered rows are real;
+        and the rows they are added back to."""
+        groups = [[row for row, name in enumerate(row_adapters) if name == adapter] for adapter in self.adapters]
+        size = max(map(len, groups), default=0)
+        if size == 0:
+            self._plan = None
+            return
+        gather = [row for group in groups for row in group + [0] * (size - len(group))]
+        real = [index * size + slot for index, group in enumerate(groups) for slot in range(len(group))]
+        rows = [row for group in groups for row in group]
+        device = self.layers[0][1].device if self.layers else None
+        self._plan = (torch.tensor(gather, device=device), torch.tensor(real, device=device),
+                      torch.tensor(rows, device=device), size)
 
     @contextmanager
     def active(self, model: CausalLM) -> Iterator[None]:
         """Within the block the model's own LoRA is off and each layer adds the stacked delta."""
         def add_delta(module: Any, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
-            a, b, ranks = hooked[id(module)]
+            if self._plan is None:  # only base rows
+                return output
+            a, b = hooked[id(module)]
+            gather, real, rows, size = self._plan
             x = args[0].to(a.dtype)
-            delta: torch.Tensor = ((x @ a) * self._mask(ranks, a.device, a.dtype)) @ b
-            return output + delta.to(output.dtype)  # peft keeps adapter weights in fp32 on a bf16 base
+            grouped = x[gather].reshape(a.shape[0], -1, a.shape[1])  # [adapters, size * tokens, in]
+            delta = torch.bmm(torch.bmm(grouped, a), b).reshape(a.shape[0] * size, *output.shape[1:])
+            return output.index_add_(0, rows, delta[real].to(output.dtype))
 
-        hooked = {id(module): (a, b, ranks) for module, a, b, ranks in self.layers}
-        handles = [module.register_forward_hook(add_delta) for module, _, _, _ in self.layers]
+        hooked = {id(module): (a, b) for module, a, b in self.layers}
+        handles = [module.register_forward_hook(add_delta) for module, _, _ in self.layers]
         try:
             with model.disable_adapter():
                 yield
