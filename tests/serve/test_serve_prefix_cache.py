@@ -5,6 +5,7 @@ running one. Entries never cross adapters, leave with their adapter and stay wit
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -31,6 +32,9 @@ SYSTEM = ("You are the support assistant of a bank. Answer in one short sentence
 OTHER = "You are a billing assistant. Name the charge, the date and the amount in every answer you give."
 QUESTIONS = ["I cannot log in", "Someone used my card", "I was charged twice", "Close my account", "hello"]
 MODELS = ["base", "r4", "r8"]
+DEFAULT_SYSTEM = ("{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful assistant of a "
+                  "bank. Answer every question about cards, transfers and accounts in plain words.<|im_end|>\\n' }}"
+                  "{% endif %}")  # as SmolLM2's template (the packaged model's) opens a chat that has no system message
 Running = Callable[[object], AbstractContextManager[str]]
 
 
@@ -173,6 +177,24 @@ def test_least_recently_used_entries_leave_at_the_byte_budget(tiny_model_dir: Pa
     tiny = engine_for(tiny_model_dir, lora_library, prefix_cache_bytes=min(sizes) - 1)  # no entry fits
     tokens_of(tiny, [chat(tiny, "base", QUESTIONS[0], 2)])
     assert tiny.prefixes is not None and not tiny.prefixes.entries and tiny.prefix_stats().bytes == 0
+
+
+def test_a_template_default_system_prompt_is_shared_by_chats_without_one(tiny_model_dir: Path, tmp_path: Path) -> None:
+    model_dir = tmp_path / "default-system"
+    shutil.copytree(tiny_model_dir, model_dir)
+    tokenizer = load_tokenizer(model_dir)
+    tokenizer.chat_template = DEFAULT_SYSTEM + tokenizer.chat_template
+    tokenizer.save_pretrained(model_dir)
+    engine = Engine("base", model_dir, AdapterLibrary(tmp_path / "library"))
+    prompts = [replace(engine.prompt("base", [Message("user", q)], 6), sampling=GREEDY) for q in QUESTIONS]
+    opening = {tuple(prompt.prompt_ids[:prompt.prefix_len]) for prompt in prompts}
+    assert len(opening) == 1 and prompts[0].prefix_len >= MIN_PREFIX_TOKENS
+    assert tokenizer.decode(list(opening.pop())).replace(" ", "").endswith("<|im_end|>\n<|im_start|>user\n")
+    plain = Engine("base", model_dir, AdapterLibrary(tmp_path / "library"), prefix_cache_bytes=0)
+    expected = [tokens_of(plain, [prompt])[0] for prompt in prompts]
+    assert tokens_of(engine, prompts[:1]) == expected[:1]
+    assert tokens_of(engine, prompts) == expected
+    assert engine.prefix_stats().misses == 1 and engine.prefix_stats().hits == len(prompts)
 
 
 def test_short_system_prompts_and_raw_text_are_not_cached(tiny_model_dir: Path, lora_library: Path) -> None:

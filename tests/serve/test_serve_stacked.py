@@ -65,14 +65,17 @@ def test_stacked_mixed_batch_matches_each_adapter_alone(tiny_model_dir: Path, ra
     assert len({frozenset(answers) for answers in by_model.values()}) == 4  # the adapters answer differently
 
 
-def test_rows_that_join_a_running_batch_decode_exactly_as_alone(tiny_model_dir: Path, random_library: Path) -> None:
+@pytest.mark.parametrize("stack_lora", [True, False])
+def test_rows_that_join_a_running_batch_decode_exactly_as_alone(tiny_model_dir: Path, random_library: Path,
+                                                                stack_lora: bool) -> None:
     """Continuous batching: prompts join between decode steps (their prompt pass, then the shared steps,
     their cache padded to the batch's width) while others finish and leave; with greedy decoding every
-    row's tokens equal that request run alone, the joined ones included."""
+    row's tokens equal that request run alone, the joined ones included. The batch opens with a base row
+    alone (LoRA off), then LoRA rows join: grouped LoRA, or peft's per-row path without it."""
     models = ["base", "r4", "r8", "r2"]
     jobs = [(models[i % 4], QUESTIONS[(3 * i) % len(QUESTIONS)]) for i in range(11)]
     budgets = [3, 10, 6, 10, 2, 9, 10, 4, 7, 10, 5]  # rows leave at different steps
-    engine = Engine("base", tiny_model_dir, AdapterLibrary(random_library), max_loaded=3)
+    engine = Engine("base", tiny_model_dir, AdapterLibrary(random_library), max_loaded=3, stack_lora=stack_lora)
     prompts = [replace(engine.prompt(model, [Message("user", q)], budget), sampling=GREEDY)
                for (model, q), budget in zip(jobs, budgets, strict=True)]
     engine.run(prompts[1:2], lambda i, t, last: True)  # loads an adapter: LoRA rows may join
@@ -90,7 +93,7 @@ def test_rows_that_join_a_running_batch_decode_exactly_as_alone(tiny_model_dir: 
         return True
 
     engine.run(prompts[:1], on_token, more=more)
-    assert engine._stacked is not None and len(engine._stacked.adapters) == 3
+    assert (engine._stacked is not None and len(engine._stacked.adapters) == 3) == stack_lora
     single = Engine("base", tiny_model_dir, AdapterLibrary(random_library))
     alone = [answers(single, [job], mixed=False, budget=budget)[0] for job, budget in zip(jobs, budgets, strict=True)]
     assert [len(t) for t in tokens] == [len(t) for t in alone]

@@ -87,7 +87,7 @@ class DecodeBatch:
         self.live: list[int] = []  # keys, in batch order
         self.cache: Any = None
         self.mask = self.positions = self.pending = torch.empty(0, dtype=torch.long)
-        self._stack: ExitStack | None = None  # holds the stacked adapters' hooks while they are on
+        self._stack: ExitStack | None = None  # the stacked adapters' hooks (or LoRA off) while on
         self._selected: list[int] | None = None  # the rows the stacked adapters are selected for
 
     @property
@@ -151,9 +151,18 @@ class DecodeBatch:
 
     def _adapters_for(self, adapters: list[str]) -> dict[str, Any]:
         """Sets up the next forward pass for rows with these adapters: grouped LoRA selected for them
-        (nothing to pass on), peft's per-row `adapter_names`, or nothing for an unmixed model."""
+        (nothing to pass on), LoRA off for base rows alone, peft's per-row `adapter_names`, or nothing
+        for an unmixed model."""
         if self.stacked is None:
-            return {"adapter_names": adapters} if self.per_row_adapters else {}
+            if not self.per_row_adapters:
+                return {}
+            if any(adapter != BASE_ROW for adapter in adapters):
+                self._stacked_off()  # LoRA back on, if base rows alone had it off
+                return {"adapter_names": adapters}
+            if self._stack is None:  # peft's per-row path would loop over every layer's adapters for nothing
+                self._stack = ExitStack()
+                self._stack.enter_context(self.model.disable_adapter())
+            return {}
         if self._stack is None:
             self._stack = ExitStack()
             self._stack.enter_context(self.stacked.active(self.model))

@@ -26,7 +26,7 @@ from tunewright.retrieval import Neighbours, packaged_embedder, read_pool
 from tunewright.runs import NEIGHBOUR_POOL
 from tunewright.serve.decode import BASE_ROW, DecodeBatch, Row, TokenCallback, decode_rows
 from tunewright.serve.pool import AdapterPool, LoadedAdapter
-from tunewright.serve.prefix_cache import DEFAULT_BUDGET_BYTES, PrefixCache, PrefixStats, system_prefix_len
+from tunewright.serve.prefix_cache import DEFAULT_BUDGET_BYTES, PrefixCache, PrefixStats, shared_prefix_len
 from tunewright.serve.response_format import ResponseFormat, row_processor
 from tunewright.serve.sampling import GREEDY, Sampling, Token
 from tunewright.serve.stacked import StackedLora
@@ -114,7 +114,7 @@ class Engine:
                 messages = self._neighbours_of(entry).show_messages(messages)  # as in its training prompts
             chat = with_system_prompt(messages, entry.system_prompt if entry else "")
             ids = prompt_ids(tokenizer, chat)
-            prefix_len = system_prefix_len(tokenizer, chat, ids) if self.prefixes is not None else 0
+            prefix_len = shared_prefix_len(tokenizer, chat, ids) if self.prefixes is not None else 0
         stops = entry.stop_token_ids if entry and entry.stop_token_ids else stop_token_ids(tokenizer)
         return Prompt(model, entry, ids, max_new_tokens, frozenset(stops), prefix_len=prefix_len)
 

@@ -1,5 +1,6 @@
-"""The prefix cache: the key/value states of a system prompt that many requests of one model begin with,
-kept from the first such request's prompt pass so the next ones run their prompt pass only on the
+"""The prefix cache: the key/value states of the opening that many requests of one model share (their
+system prompt, or the template's default one, up to the user's text), kept from the first such
+request's prompt pass so the next ones run their prompt pass only on the
 tokens after it. Bounded in bytes (least recently used leave first). A key holds the adapter and its
 load as well as the prefix's token ids, so states computed under one adapter (or the base) never start
 another's rows; an adapter's entries go when the pool unloads it."""
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import takewhile
 from typing import Any
 
 import torch
@@ -20,6 +22,7 @@ from tunewright.chat_content import chat_ids
 
 MIN_PREFIX_TOKENS = 16  # shorter system prompts cost too little to be worth an entry
 DEFAULT_BUDGET_BYTES = 256 * 2**20
+PROBES = ("0", "1")  # two user turns whose renderings part at the turn's text
 
 # (adapter name, or None for the base; the pool's load count when it loaded; the prefix's token ids)
 PrefixKey = tuple[str | None, int, tuple[int, ...]]
@@ -47,18 +50,20 @@ class PrefixStart:
         return cls(None, torch.zeros((rows, 0), dtype=torch.long), [0] * rows)
 
 
-def system_prefix_len(tokenizer: Any, chat: list[dict[str, str]], ids: list[int]) -> int:
-    """How many leading `ids` (a chat's prompt) are its system message as the template renders it alone;
-    0 when the chat opens with no system message, the message is shorter than MIN_PREFIX_TOKENS, or the
-    template renders it differently (or not at all) on its own."""
-    if not chat or chat[0]["role"] != "system":
-        return 0
+def shared_prefix_len(tokenizer: Any, chat: list[dict[str, str]], ids: list[int]) -> int:
+    """How many leading `ids` (a chat's prompt) every chat opening with the same system messages shares:
+    the template's text up to the first user turn's content, its default system prompt included where it
+    adds one to a chat that has none. Found as the common start of two renderings that differ only in a
+    user turn's text; 0 when that is shorter than MIN_PREFIX_TOKENS or `ids` do not start with it."""
+    head = list(takewhile(lambda message: message["role"] == "system", chat))
     try:
-        prefix = chat_ids(tokenizer, chat[:1], add_generation_prompt=False)
-    except TemplateError:  # templates that refuse a conversation without a user turn
+        first, second = (chat_ids(tokenizer, [*head, {"role": "user", "content": probe}], add_generation_prompt=True)
+                         for probe in PROBES)
+    except TemplateError:  # templates that refuse the probe conversation
         return 0
-    length = len(prefix)
-    return length if MIN_PREFIX_TOKENS <= length < len(ids) and ids[:length] == prefix else 0
+    length = next((at for at, (a, b) in enumerate(zip(first, second, strict=False)) if a != b),
+                  min(len(first), len(second)))
+    return length if MIN_PREFIX_TOKENS <= length < len(ids) and ids[:length] == first[:length] else 0
 
 
 def pad_states(states: torch.Tensor, width: int) -> torch.Tensor:
