@@ -5,6 +5,7 @@ naive way). Every request generates exactly max_tokens (no early stop), so the m
 
     TUNEWRIGHT_CACHE=/tmp/twcache nice -n 10 .venv/bin/python bench/serve_throughput.py \\
         --json bench/results/serve_throughput.json
+    (--no-prefix-cache: every prompt pass runs on the whole prompt, template opening included)
     (--quick: 8 clients, 8 tokens, 1 request each; a smoke run in well under a minute)
 """
 
@@ -15,6 +16,7 @@ import asyncio
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,8 @@ from tunewright.library import AdapterLibrary, base_fingerprint
 from tunewright.modeling import PACKAGED_MODEL, load_model, resolve_base_model
 from tunewright.records import Message
 from tunewright.runs import ADAPTER_MANIFEST, write_json
-from tunewright.serve.engine import Engine, Prompt
+from tunewright.serve.engine import Engine
+from tunewright.serve.prefix_cache import DEFAULT_BUDGET_BYTES
 from tunewright.serve.scheduler import Scheduler
 
 QUESTIONS = ["I cannot log in to the app since yesterday.", "Someone used my card in another country.",
@@ -64,7 +67,7 @@ async def run_mode(engine: Engine, mode: str, clients: int, per_client: int, max
         model = engine.base_name if mode == "base" else names[index % len(names)]
         question = [Message("user", QUESTIONS[index % len(QUESTIONS)])]
         prompt = engine.prompt(model, question, max_tokens)
-        prompts.append(Prompt(prompt.model, prompt.entry, prompt.prompt_ids, max_tokens, frozenset()))
+        prompts.append(replace(prompt, stop_ids=frozenset()))  # no early stop; its shared opening kept
     latencies: list[float] = []
     tokens = 0
 
@@ -103,6 +106,8 @@ def main() -> None:
     parser.add_argument("--base", default=PACKAGED_MODEL, help="Base model name or local directory.")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (on a busy machine 1 avoids threads spinning against each other)")
+    parser.add_argument("--no-prefix-cache", action="store_true",
+                        help="prompt passes run on whole prompts (the server's default caches the shared opening)")
     parser.add_argument("--quick", action="store_true", help="8 clients, 1 request each, 8 tokens")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -113,9 +118,11 @@ def main() -> None:
     base_dir = resolve_base_model(args.base)
     with tempfile.TemporaryDirectory() as scratch:
         library = make_library(base_dir, Path(scratch), args.adapters, args.rank)
-        engine = Engine(args.base, base_dir, library, max_loaded=args.adapters, device=args.device)
-        # load every adapter and warm up, so no mode pays for first loads
+        engine = Engine(args.base, base_dir, library, max_loaded=args.adapters, device=args.device,
+                        prefix_cache_bytes=0 if args.no_prefix_cache else DEFAULT_BUDGET_BYTES)
+        # load every adapter and warm up (the prefix cache too: each model's opening), so no mode pays for firsts
         asyncio.run(run_mode(engine, "mixed", args.adapters, 1, 2))
+        asyncio.run(run_mode(engine, "base", 1, 1, 2))
         results = {}
         for mode, label in MODES.items():
             results[mode] = asyncio.run(run_mode(engine, mode, args.clients, args.requests_per_client,
@@ -132,7 +139,8 @@ def main() -> None:
         "modes": results,
         "settings": {"model": args.base, "adapters": args.adapters, "rank": args.rank, "clients": args.clients,
                      "requests_per_client": args.requests_per_client, "max_tokens": args.max_tokens,
-                     "device": args.device, "torch_threads": torch.get_num_threads(), "quick": args.quick},
+                     "device": args.device, "prefix_cache": not args.no_prefix_cache,
+                     "torch_threads": torch.get_num_threads(), "quick": args.quick},
     }
     print(f"mixed / serial: {summary['ratio_mixed_vs_serial']:.2f}x (goal >= 4); "
           f"mixed / base: {summary['ratio_mixed_vs_base']:.2f} (goal >= 0.8)")
