@@ -2,6 +2,8 @@
 as one tensor each, [adapters, in, rank] and [adapters, rank, out] (ranks padded with zeros to the
 largest); for a decode step the batch's rows are gathered into one group per adapter (each padded to the
 largest group), multiplied through their own adapter only (`torch.bmm`), and added back to their rows.
+A prompt pass (many tokens per row) multiplies each adapter's rows through it in two plain matmuls:
+there the matmuls are large and padding or gathering every row would cost more than the loop.
 peft's per-row path (`adapter_names`) loops over the adapters in a batch, a few small kernels each, per
 layer; here the count of kernels does not grow with the adapters. An earlier version multiplied every
 row by all adapters at once and masked the other adapters' slices: as many kernels, but each row paid
@@ -11,11 +13,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
 
 from tunewright.modeling import CausalLM
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which rows go through which adapter: for steps, the gather of rows grouped by adapter (each group
+    padded with row 0 to the largest), which gathered rows are real and the rows they are added back to;
+    for prompt passes, each adapter's rows on their own."""
+
+    gather: torch.Tensor
+    real: torch.Tensor
+    rows: torch.Tensor
+    size: int
+    groups: tuple[tuple[int, torch.Tensor], ...]  # (adapter index, its rows), adapters with rows only
 
 
 class StackedLora:
@@ -43,7 +59,7 @@ class StackedLora:
                     a[index, :, :lora_a.shape[0]] = lora_a.T
                     b[index, :lora_b.shape[1]] = lora_b.T * module.scaling[name]
             self.layers.append((module, a, b))
-        self._plan: tuple[torch.Tensor, torch.Tensor, torch.Tensor, int] | None = None
+        self._plan: Plan | None = None
 
     @staticmethod
     def supports(model: CausalLM, adapters: list[str]) -> bool:
@@ -75,8 +91,10 @@ class StackedLora:
         real = [index * size + slot for index, group in enumerate(groups) for slot in range(len(group))]
         rows = [row for group in groups for row in group]
         device = self.layers[0][1].device if self.layers else None
-        self._plan = (torch.tensor(gather, device=device), torch.tensor(real, device=device),
-                      torch.tensor(rows, device=device), size)
+        self._plan = Plan(torch.tensor(gather, device=device), torch.tensor(real, device=device),
+                          torch.tensor(rows, device=device), size,
+                          tuple((index, torch.tensor(group, device=device)) for index, group in enumerate(groups)
+                                if group))
 
     @contextmanager
     def active(self, model: CausalLM) -> Iterator[None]:
@@ -85,11 +103,14 @@ class StackedLora:
             if self._plan is None:  # only base rows
                 return output
             a, b = hooked[id(module)]
-            gather, real, rows, size = self._plan
-            x = args[0].to(a.dtype)
-            grouped = x[gather].reshape(a.shape[0], -1, a.shape[1])  # [adapters, size * tokens, in]
-            delta = torch.bmm(torch.bmm(grouped, a), b).reshape(a.shape[0] * size, *output.shape[1:])
-            return output.index_add_(0, rows, delta[real].to(output.dtype))
+            plan, x = self._plan, args[0].to(a.dtype)
+            if x.shape[1] > 1:  # a prompt pass: per adapter, matmuls over all its rows' tokens are large
+                for index, rows in plan.groups:
+                    output.index_add_(0, rows, ((x[rows] @ a[index]) @ b[index]).to(output.dtype))
+                return output
+            grouped = x[plan.gather].reshape(a.shape[0], -1, a.shape[1])  # [adapters, size * tokens, in]
+            delta = torch.bmm(torch.bmm(grouped, a), b).reshape(a.shape[0] * plan.size, *output.shape[1:])
+            return output.index_add_(0, plan.rows, delta[plan.real].to(output.dtype))
 
         hooked = {id(module): (a, b) for module, a, b in self.layers}
         handles = [module.register_forward_hook(add_delta) for module, _, _ in self.layers]
