@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import types
@@ -43,6 +44,7 @@ def stacked_at(ref: str) -> Any:
     source = subprocess.run(["git", "show", f"{ref}:src/tunewright/serve/stacked.py"], check=True,
                             capture_output=True, text=True, cwd=Path(__file__).parent).stdout
     module = types.ModuleType(f"stacked_{ref}")
+    sys.modules[module.__name__] = module  # dataclasses look their module up there
     exec(compile(source, f"{ref}:stacked.py", "exec"), module.__dict__)  # our own file, from our own history
     return module.StackedLora
 
