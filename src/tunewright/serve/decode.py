@@ -8,7 +8,7 @@ system prompt (prefix_cache.py) starts its prompt pass from that prefix's key/va
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -159,15 +159,17 @@ class DecodeBatch:
             if any(adapter != BASE_ROW for adapter in adapters):
                 self._stacked_off()  # LoRA back on, if base rows alone had it off
                 return {"adapter_names": adapters}
-            if self._stack is None:  # peft's per-row path would loop over every layer's adapters for nothing
-                self._stack = ExitStack()
-                self._stack.enter_context(self.model.disable_adapter())
+            self._hold(self.model.disable_adapter)  # peft's per-row path would loop over every layer for nothing
             return {}
-        if self._stack is None:
-            self._stack = ExitStack()
-            self._stack.enter_context(self.stacked.active(self.model))
+        self._hold(partial(self.stacked.active, self.model))
         self.stacked.select([None if adapter == BASE_ROW else adapter for adapter in adapters])
         return {}
+
+    def _hold(self, context: Callable[[], AbstractContextManager[Any]]) -> None:
+        """Enters `context` unless the batch already holds one (until `_stacked_off`)."""
+        if self._stack is None:
+            self._stack = ExitStack()
+            self._stack.enter_context(context())
 
     def close(self) -> None:
         self._stacked_off()
