@@ -1,9 +1,9 @@
 """The prefix cache: the key/value states of the opening that many requests of one model share (their
 system prompt, or the template's default one, up to the user's text), kept from the first such
-request's prompt pass so the next ones run their prompt pass only on the
-tokens after it. Bounded in bytes (least recently used leave first). A key holds the adapter and its
-load as well as the prefix's token ids, so states computed under one adapter (or the base) never start
-another's rows; an adapter's entries go when the pool unloads it."""
+request's prompt pass so the next ones run their prompt pass only on the tokens after it. Bounded in
+bytes (least recently used leave first). A key holds the adapter and its load as well as the prefix's
+token ids, so states computed under one adapter (or the base) never start another's rows; an adapter's
+entries go when the pool unloads it."""
 
 from __future__ import annotations
 
